@@ -1,0 +1,135 @@
+"""The contract every engine module fulfils.
+
+An engine owns one framework's cluster lifecycle and its implementation of every
+stage query. Framework imports stay inside the engine module so that an
+environment with only one framework installed can still import scalebench.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pandas as pd
+
+GiB = 1024**3
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """What a cluster may use; every engine honours every field it can."""
+
+    workers: int = 2
+    threads_per_worker: int = 1
+    memory_budget_bytes: int = 4 * GiB
+    """Total memory for the whole cluster (all workers together)."""
+    spill_dir: Path | None = None
+    """Where the framework may spill; None means a private temporary folder."""
+    address: str | None = None
+    """Connect to this existing cluster instead of starting a local one."""
+    dashboards: bool = False
+    """Dashboards and web UIs stay off unless asked for."""
+
+    @property
+    def cores(self) -> int:
+        return self.workers * self.threads_per_worker
+
+    @property
+    def memory_per_worker_bytes(self) -> int:
+        return self.memory_budget_bytes // self.workers
+
+
+@dataclass(frozen=True)
+class StageInput:
+    """One on-disk copy of a dataset, in one format."""
+
+    dataset: str
+    """'points' or 'users'."""
+    format: str
+    """'csv' or 'parquet'."""
+    path: Path
+    """csv: the single CSV file. parquet: the folder holding the part files."""
+    files: tuple[Path, ...]
+    """Every data file, in row order (csv: (path,); parquet: part files sorted)."""
+    rows: int
+    bytes: int
+    columns: tuple[str, ...]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class EngineUnavailable(RuntimeError):
+    """The framework is not installed or cannot run here (for example no Java)."""
+
+
+class Engine(abc.ABC):
+    """One framework. Subclasses implement start/stop and every stage query.
+
+    Query methods return a small pandas DataFrame (aggregations, top-k) or write
+    Parquet under ``out`` and return None. They must finish the work (compute,
+    collect or write) before returning: a lazy frame is not a result.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, spec: ClusterSpec) -> None:
+        self.spec = spec
+
+    # -- lifecycle -----------------------------------------------------------
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Start a local cluster on 127.0.0.1, or connect to ``spec.address``."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Idempotent; every process start() launched is gone afterwards."""
+
+    @abc.abstractmethod
+    def version(self) -> str: ...
+
+    def describe(self) -> dict[str, Any]:
+        """Facts a reader needs to interpret a number (idiom, address, layout)."""
+        return {
+            "engine": self.name,
+            "version": self.version(),
+            "workers": self.spec.workers,
+            "threads_per_worker": self.spec.threads_per_worker,
+            "memory_budget_bytes": self.spec.memory_budget_bytes,
+        }
+
+    def pids(self) -> list[int]:
+        """Cluster processes that are not descendants of this process."""
+        return []
+
+    def __enter__(self) -> Engine:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- stage queries (see scalebench.stages for the exact semantics) --------
+    @abc.abstractmethod
+    def etl_users(self, inp: StageInput, out: Path) -> None: ...
+
+    @abc.abstractmethod
+    def etl_points(self, inp: StageInput, out: Path) -> None: ...
+
+    @abc.abstractmethod
+    def groupby_points(self, inp: StageInput) -> pd.DataFrame: ...
+
+    @abc.abstractmethod
+    def groupby_age(self, inp: StageInput) -> pd.DataFrame: ...
+
+    @abc.abstractmethod
+    def groupby_id_bucket(self, inp: StageInput) -> pd.DataFrame: ...
+
+    @abc.abstractmethod
+    def sort_top_earners(self, inp: StageInput) -> pd.DataFrame: ...
+
+    @abc.abstractmethod
+    def sort_active_extremes(self, inp: StageInput) -> pd.DataFrame: ...
+
+    @abc.abstractmethod
+    def sort_global(self, inp: StageInput, out: Path) -> None: ...
