@@ -1,0 +1,322 @@
+"""Dask engine: dask.dataframe on a dask.distributed cluster.
+
+Every query is written with dask.dataframe collections and finished with
+``compute()`` or ``to_parquet()``; only the small final answers (a few rows or
+one row per group) reach pandas. Shuffles that a query needs are named in the
+query's docstring, because they dominate its cost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import dask
+import dask.dataframe as dd
+import distributed
+import pandas as pd
+import psutil
+import pyarrow as pa
+
+from scalebench.engines.base import ClusterSpec, Engine, EngineUnavailable, StageInput
+from scalebench.stages import EXTREMES, ID_BUCKET_WIDTH, TOP_EARNERS
+
+CSV_BLOCKSIZE_MAX = 64 * 2**20
+"""Most bytes of CSV per partition (~1.4M users rows): small next to a worker's memory budget."""
+CSV_BLOCKSIZE_MIN = 8 * 2**20
+"""Fewest bytes per partition, so tiny files do not turn into many tiny tasks."""
+
+POINTS_DTYPES: dict[str, str] = {"id": "int64", "x": "float64", "y": "float64", "category": "str"}
+USERS_DTYPES: dict[str, str] = {"id": "int64", "name": "str", "age": "int32", "salary": "float64",
+                                "is_active": "bool"}
+USERS_DATES = ("signup_date",)
+USERS_COLUMNS = ("id", "name", "age", "salary", "signup_date", "is_active")
+POINTS_COLUMNS = ("id", "x", "y", "category")
+DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+def _normal(name: str) -> str:
+    """The etl_users column-name rule: strip, lower case, spaces to '_'."""
+    return name.strip().lower().replace(" ", "_")
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The header names of a CSV file, read from its first line only (no inference pass)."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        line = fh.readline().rstrip("\r\n")
+    if not line:
+        raise ValueError(f"{path}: empty CSV file (no header line)")
+    return line.split(",")
+
+
+def _renames(path: Path, raw: list[str], wanted: tuple[str, ...]) -> dict[str, str]:
+    """raw column name -> normalised name; a clear error when a wanted column is missing."""
+    mapping = {c: _normal(c) for c in raw}
+    missing = [w for w in wanted if w not in mapping.values()]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; has {', '.join(raw)}")
+    return mapping
+
+
+class DaskEngine(Engine):
+    """dask.dataframe on a LocalCluster (worker processes) or on an existing scheduler."""
+
+    name = "dask"
+
+    def __init__(self, spec: ClusterSpec) -> None:
+        super().__init__(spec)
+        self._cluster: distributed.LocalCluster | None = None
+        self._client: distributed.Client | None = None
+        self._private_dir: Path | None = None
+        self._started_pids: set[int] = set()
+
+    # -- lifecycle ---------------------------------------------------------------
+    def version(self) -> str:
+        return f"dask {dask.__version__}, distributed {distributed.__version__}"
+
+    def start(self) -> None:
+        """Start a loopback-only LocalCluster of spawned worker processes, or connect."""
+        if self._client is not None:
+            return
+        if self.spec.address:
+            self._client = distributed.Client(self.spec.address, set_as_default=True)
+            return
+        spill = self.spec.spill_dir
+        if spill is None:
+            self._private_dir = Path(tempfile.mkdtemp(prefix="scalebench-dask-"))
+            spill = self._private_dir
+        else:
+            Path(spill).mkdir(parents=True, exist_ok=True)
+        # the in-process scheduler logs every P2P shuffle at WARNING; it is not a problem
+        logging.getLogger("distributed.shuffle._scheduler_plugin").setLevel(logging.ERROR)
+        before = {p.pid for p in psutil.Process().children(recursive=True)}
+        try:
+            self._cluster = distributed.LocalCluster(
+                n_workers=self.spec.workers,
+                threads_per_worker=self.spec.threads_per_worker,
+                processes=True,
+                host="127.0.0.1",
+                memory_limit=self.spec.memory_per_worker_bytes,
+                local_directory=str(spill),
+                # None turns the Bokeh dashboard off; the scheduler still serves
+                # /health on an HTTP port, which we keep on a random loopback port
+                # instead of its default 8787 so parallel clusters do not collide.
+                dashboard_address="127.0.0.1:0" if self.spec.dashboards else None,
+                scheduler_kwargs=None if self.spec.dashboards else {"dashboard_address": "127.0.0.1:0"},
+                worker_dashboard_address=None,
+            )
+            self._client = distributed.Client(self._cluster, set_as_default=True)
+            self._client.wait_for_workers(self.spec.workers)
+        except Exception as exc:
+            self._started_pids = {p.pid for p in psutil.Process().children(recursive=True)} - before
+            self.stop()
+            raise EngineUnavailable(f"dask LocalCluster did not start: {exc}") from exc
+        self._started_pids = {p.pid for p in psutil.Process().children(recursive=True)} - before
+        self._check_loopback()
+
+    def _check_loopback(self) -> None:
+        """Fail loudly if any listening socket of the cluster is off loopback."""
+        procs = [psutil.Process()] + [p for p in map(_proc, self._started_pids) if p is not None]
+        bad = []
+        for proc in procs:
+            with contextlib.suppress(psutil.Error):
+                for conn in proc.net_connections(kind="inet"):
+                    if conn.status == psutil.CONN_LISTEN and conn.laddr.ip not in LOOPBACK:
+                        bad.append(f"pid {proc.pid} listens on {conn.laddr.ip}:{conn.laddr.port}")
+        if bad:
+            self.stop()
+            raise RuntimeError("dask cluster listens off loopback: " + "; ".join(bad))
+
+    def stop(self) -> None:
+        """Close client and cluster, then kill any worker or nanny process that survived."""
+        client, cluster = self._client, self._cluster
+        self._client = self._cluster = None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close(timeout=10)
+        if cluster is not None:
+            with contextlib.suppress(Exception):
+                cluster.close(timeout=20)
+        leftovers = [p for p in map(_proc, self._started_pids) if p is not None]
+        for p in leftovers:
+            with contextlib.suppress(psutil.Error):
+                p.terminate()
+        _, alive = psutil.wait_procs(leftovers, timeout=5)
+        for p in alive:
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+        psutil.wait_procs(alive, timeout=5)
+        self._started_pids = set()
+        if self._private_dir is not None:
+            shutil.rmtree(self._private_dir, ignore_errors=True)
+            self._private_dir = None
+
+    def pids(self) -> list[int]:
+        """Workers and scheduler of a connected cluster on this machine (local ones are our children)."""
+        if self._client is None or self._cluster is not None:
+            return []
+        host = urlparse(self._client.scheduler.address).hostname or ""
+        if host not in LOOPBACK:
+            return []
+        pids = {self._client.run_on_scheduler(os.getpid)}
+        for pid in self._client.run(os.getpid).values():
+            pids.add(pid)
+            proc = _proc(pid)
+            parent = proc.parent() if proc is not None else None
+            if parent is not None and parent.pid != os.getpid() and "python" in parent.name().lower():
+                pids.add(parent.pid)  # the worker's nanny
+        pids.discard(os.getpid())
+        return sorted(pids)
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        dashboard = None
+        if self._cluster is not None and self.spec.dashboards:
+            dashboard = self._cluster.dashboard_link
+        elif self._client is not None and self._cluster is None:
+            dashboard = self._client.dashboard_link
+        info.update({
+            "idiom": "dask.dataframe",
+            "address": self._client.scheduler.address if self._client is not None else self.spec.address,
+            "dashboard": dashboard,
+            "mode": "connect" if self.spec.address else "local",
+            "csv_blocksize": f"{CSV_BLOCKSIZE_MIN}..{CSV_BLOCKSIZE_MAX} bytes, >= 2 partitions per thread",
+            "shuffle_method": dask.config.get("dataframe.shuffle.method", None) or "default (p2p on distributed)",
+        })
+        return info
+
+    # -- reading -----------------------------------------------------------------
+    def _require(self) -> None:
+        if self._client is None:
+            raise RuntimeError("DaskEngine.start() was not called")
+
+    def _blocksize(self, path: Path) -> int:
+        """At least two partitions per thread while a file is large enough, so every worker
+        has work, and never more than CSV_BLOCKSIZE_MAX per partition."""
+        assert self._client is not None
+        threads = sum(self._client.nthreads().values()) or self.spec.cores
+        want = path.stat().st_size // (2 * threads) + 1
+        return int(min(CSV_BLOCKSIZE_MAX, max(CSV_BLOCKSIZE_MIN, want)))
+
+    def _read(self, inp: StageInput, columns: tuple[str, ...], dtypes: dict[str, str],
+              dates: tuple[str, ...] = ()) -> dd.DataFrame:
+        """A lazy frame with normalised column names and the documented types."""
+        self._require()
+        if inp.format == "csv":
+            raw = _csv_header(inp.path)
+            names = _renames(inp.path, raw, columns)
+            back = {v: k for k, v in names.items()}
+            df = dd.read_csv(
+                str(inp.path),
+                blocksize=self._blocksize(inp.path),
+                dtype={back[c]: t for c, t in dtypes.items()},
+                parse_dates=[back[c] for c in dates] or False,
+                date_format={back[c]: DATE_FORMAT for c in dates} or None,
+                true_values=["true", "True", "TRUE"],
+                false_values=["false", "False", "FALSE"],
+                keep_default_na=False,
+                na_values=[""],
+            )
+        elif inp.format == "parquet":
+            df = dd.read_parquet(str(inp.path))
+            raw = list(df.columns)
+            names = _renames(inp.path, raw, columns)
+        else:
+            raise ValueError(f"{inp.path}: unknown input format {inp.format!r} (csv or parquet)")
+        if any(k != v for k, v in names.items()):
+            df = df.rename(columns=names)
+        return df
+
+    def _users(self, inp: StageInput) -> dd.DataFrame:
+        return self._read(inp, USERS_COLUMNS, USERS_DTYPES, USERS_DATES)
+
+    def _points(self, inp: StageInput) -> dd.DataFrame:
+        return self._read(inp, POINTS_COLUMNS, POINTS_DTYPES)
+
+    # -- etl ---------------------------------------------------------------------
+    def etl_users(self, inp: StageInput, out: Path) -> None:
+        """dropna, drop_duplicates(subset=id) (a hash shuffle on id), to_parquet(partition_on)."""
+        df = self._users(inp)[list(USERS_COLUMNS)]
+        df = df.dropna()
+        df = df.drop_duplicates(subset=["id"])
+        df = df.astype({"id": "int64", "age": "int32", "salary": "float64", "is_active": "bool"})
+        # a true date: Parquet date32 rather than a midnight timestamp
+        df["signup_date"] = df["signup_date"].astype(pd.ArrowDtype(pa.date32()))
+        df.to_parquet(str(out), partition_on=["is_active"], write_index=False)
+
+    def etl_points(self, inp: StageInput, out: Path) -> None:
+        """Read and write back, one Parquet file per partition (no shuffle)."""
+        df = self._points(inp)[list(POINTS_COLUMNS)]
+        df.to_parquet(str(out), write_index=False)
+
+    # -- groupby -----------------------------------------------------------------
+    def groupby_points(self, inp: StageInput) -> pd.DataFrame:
+        """Tree reduction (4 groups, split_out=1)."""
+        df = self._points(inp)
+        res = df.groupby("category").agg(
+            count=("x", "size"), sum_x=("x", "sum"), mean_x=("x", "mean"),
+            sum_y=("y", "sum"), mean_y=("y", "mean"))
+        return res.compute().reset_index()
+
+    def groupby_age(self, inp: StageInput) -> pd.DataFrame:
+        """Tree reduction (63 groups); mean skips null salaries as the semantics ask."""
+        df = self._users(inp)
+        res = df.groupby("age").agg(count=("id", "size"), mean_salary=("salary", "mean"))
+        return res.compute().reset_index()
+
+    def groupby_id_bucket(self, inp: StageInput) -> pd.DataFrame:
+        """rows/100 groups: split_out=True makes Dask shuffle the partial aggregates."""
+        df = self._users(inp)[["id", "salary"]]
+        df = df.assign(bucket=df["id"] // ID_BUCKET_WIDTH)
+        res = df.groupby("bucket").agg(count=("id", "size"), sum_salary=("salary", "sum"),
+                                       split_out=True)
+        return res.compute().reset_index()
+
+    # -- sort --------------------------------------------------------------------
+    def sort_top_earners(self, inp: StageInput) -> pd.DataFrame:
+        """drop_duplicates (shuffle on id), then sort_values(...).head(): Dask turns it into a
+        top-k tree reduction (per-partition sort+head, then combine), not a full sort."""
+        df = self._users(inp)[["id", "name", "salary"]]
+        df = df.drop_duplicates(subset=["id"]).dropna(subset=["salary"])
+        top = df.sort_values(["salary", "id"], ascending=[False, True]).head(TOP_EARNERS, compute=False)
+        res = top.compute()
+        return res[["id", "name", "salary"]].reset_index(drop=True)
+
+    def sort_active_extremes(self, inp: StageInput) -> pd.DataFrame:
+        """drop_duplicates (shuffle on id), filter, two top-k reductions computed together so the
+        shuffle runs once."""
+        df = self._users(inp)[["id", "name", "age", "is_active"]]
+        df = df.drop_duplicates(subset=["id"])
+        df = df[df["is_active"]][["id", "name", "age"]]
+        young = df.sort_values(["age", "id"], ascending=[True, True]).head(EXTREMES, compute=False)
+        old = df.sort_values(["age", "id"], ascending=[False, True]).head(EXTREMES, compute=False)
+        young_pd, old_pd = dask.compute(young, old)
+        parts = [young_pd.assign(end="youngest"), old_pd.assign(end="oldest")]
+        return pd.concat(parts, ignore_index=True)[["end", "id", "name", "age"]]
+
+    def sort_global(self, inp: StageInput, out: Path) -> None:
+        """sort_values([salary, id]): quantiles of salary pick the partition boundaries and a
+        shuffle moves rows, so equal salaries land in one partition; each partition is then
+        sorted by (salary, id). Part files therefore never overlap."""
+        df = self._users(inp)[list(USERS_COLUMNS)]
+        df = df.dropna(subset=["salary"])
+        df = df.sort_values(["salary", "id"], ignore_index=True)
+        df.to_parquet(str(out), write_index=False)
+
+
+def _proc(pid: int) -> psutil.Process | None:
+    try:
+        proc = psutil.Process(pid)
+        return proc if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE else None
+    except psutil.Error:
+        return None
+
+
+ENGINE = DaskEngine

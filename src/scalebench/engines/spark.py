@@ -1,0 +1,494 @@
+"""Spark engine: PySpark DataFrame API on a local[N] driver JVM, or on an existing cluster.
+
+Why the lifecycle is more than ``getOrCreate()`` / ``stop()``: PySpark launches one
+driver JVM through py4j and keeps it (and the gateway) cached on ``SparkContext``
+after ``spark.stop()``. A later session would reuse that JVM and silently ignore a new
+``spark.driver.memory``, and the JVM would outlive the benchmark. So ``stop()`` also
+shuts the gateway, ends the JVM (and anything it forked) and clears PySpark's caches,
+which makes start/stop/start in one Python process behave like a fresh start.
+
+Every query is written in the Spark DataFrame API; only the small final answer crosses
+to pandas, through Arrow (``toPandas()``), and writes go straight to Parquet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import urlparse
+
+import pandas as pd
+import psutil
+import pyspark
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    BooleanType,
+    DoubleType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampNTZType,
+)
+
+from scalebench.engines.base import ClusterSpec, Engine, EngineUnavailable, StageInput
+from scalebench.stages import EXTREMES, ID_BUCKET_WIDTH, TOP_EARNERS
+
+MiB = 1024**2
+MIN_JAVA = 17
+"""Spark 4 runs on Java 17 or newer."""
+MIN_DRIVER_MIB = 512
+"""Below this the local driver JVM cannot even plan a query."""
+CSV_TIMESTAMP_FORMAT = "yyyy-MM-dd HH:mm:ss"
+LOOPBACK = "127.0.0.1"
+
+# The CSV schemas are explicit so reading never pays for an inference pass.
+# signup_date is a timestamp without time zone: the data has no zone, and NTZ keeps
+# the session time zone out of the to_date() conversion.
+POINTS_SCHEMA = StructType([
+    StructField("id", LongType(), nullable=False),
+    StructField("x", DoubleType(), nullable=False),
+    StructField("y", DoubleType(), nullable=False),
+    StructField("category", StringType(), nullable=False),
+])
+USERS_SCHEMA = StructType([
+    StructField("id", LongType(), nullable=False),
+    StructField("name", StringType(), nullable=True),
+    StructField("age", IntegerType(), nullable=True),
+    StructField("salary", DoubleType(), nullable=True),
+    StructField("signup_date", TimestampNTZType(), nullable=True),
+    StructField("is_active", BooleanType(), nullable=True),
+])
+SCHEMAS: dict[str, StructType] = {"points": POINTS_SCHEMA, "users": USERS_SCHEMA}
+
+# Log4j2 configuration for the driver JVM: warnings and errors only, so a benchmark's
+# output stays readable; the Hadoop native-library notice is noise on every start.
+LOG4J2_PROPERTIES = """\
+rootLogger.level = warn
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
+logger.hadoop_native.name = org.apache.hadoop.util.NativeCodeLoader
+logger.hadoop_native.level = error
+logger.jetty.name = org.sparkproject.jetty
+logger.jetty.level = warn
+logger.parquet.name = org.apache.parquet.CorruptStatistics
+logger.parquet.level = error
+"""
+
+
+def _normalise_name(name: str) -> str:
+    """Column-name normalisation of etl_users: strip, lower case, spaces to '_'."""
+    return name.strip().lower().replace(" ", "_")
+
+
+def _is_loopback_host(host: str | None) -> bool:
+    if host is None or host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@contextlib.contextmanager
+def _quiet_pyspark() -> Iterator[None]:
+    """Silence PySpark's pandas>=3 FutureWarning: our tests decide whether it works."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*PySpark does not yet fully support pandas",
+                                category=FutureWarning)
+        yield
+
+
+_java_checked: dict[str, str] = {}
+
+
+def _check_java() -> str:
+    """The Java version string; EngineUnavailable when no usable Java 17+ is found.
+
+    Checked before launching the JVM because PySpark's own failure is a bare
+    "Java gateway process exited before sending its port number".
+    """
+    home = os.environ.get("JAVA_HOME")
+    if home:
+        java = Path(home) / "bin" / "java"
+        if not os.access(java, os.X_OK):
+            raise EngineUnavailable(f"spark: JAVA_HOME={home} but {java} is not an executable; "
+                                    f"point JAVA_HOME at a JDK {MIN_JAVA}+ or unset it")
+        binary = str(java)
+    else:
+        found = shutil.which("java")
+        if found is None:
+            raise EngineUnavailable(f"spark needs Java {MIN_JAVA} or newer: no `java` on PATH and "
+                                    f"JAVA_HOME is not set (install e.g. openjdk-{MIN_JAVA}-jre-headless)")
+        binary = found
+    if binary in _java_checked:
+        return _java_checked[binary]
+    try:
+        proc = subprocess.run([binary, "-version"], capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise EngineUnavailable(f"spark: cannot run {binary} -version: {exc}") from exc
+    match = re.search(r'version "(\d+)(?:\.(\d+))?[^"]*"', proc.stderr + proc.stdout)
+    if proc.returncode != 0 or match is None:
+        raise EngineUnavailable(f"spark: {binary} -version failed: {(proc.stderr or proc.stdout).strip()[:300]}")
+    major = int(match.group(1))
+    if major == 1:  # "1.8.0_392" style
+        major = int(match.group(2) or 0)
+    if major < MIN_JAVA:
+        raise EngineUnavailable(f"spark {pyspark.__version__} needs Java {MIN_JAVA}+, but {binary} is "
+                                f"Java {major}; set JAVA_HOME to a newer JDK")
+    version = match.group(0).split('"')[1]
+    _java_checked[binary] = version
+    return version
+
+
+def _reset_pyspark_globals() -> None:
+    """Forget PySpark's cached gateway and sessions so the next start launches a fresh JVM."""
+    from pyspark.core.context import SparkContext
+    from pyspark.sql.context import SQLContext
+
+    with SparkContext._lock:
+        SparkContext._gateway = None
+        SparkContext._jvm = None
+        SparkContext._active_spark_context = None
+    SparkSession._instantiatedSession = None
+    SparkSession._activeSession = None
+    SQLContext._instantiatedContext = None
+
+
+def _end_processes(procs: list[psutil.Process], grace: float = 5.0) -> None:
+    """Terminate, wait, then kill whatever is still alive among `procs`."""
+    alive = [p for p in procs if p.is_running()]
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.terminate()
+    _, alive = psutil.wait_procs(alive, timeout=grace)
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    psutil.wait_procs(alive, timeout=grace)
+
+
+class SparkEngine(Engine):
+    """PySpark (classic API) on a local[workers*threads] driver, or a cluster at spec.address."""
+
+    name: ClassVar[str] = "spark"
+
+    def __init__(self, spec: ClusterSpec) -> None:
+        super().__init__(spec)
+        self.spark: SparkSession | None = None
+        self._scratch: Path | None = None
+        self._local_dir: Path | None = None
+        self._spill_before: set[str] = set()
+        self._jvm: psutil.Process | None = None
+        self._java_version: str | None = None
+        self._conf: dict[str, str] = {}
+
+    # -- lifecycle -----------------------------------------------------------
+    @property
+    def master(self) -> str:
+        return self.spec.address or f"local[{self.spec.cores}]"
+
+    @property
+    def shuffle_partitions(self) -> int:
+        """Few partitions for small local data; AQE coalesces further when they are tiny."""
+        return max(self.spec.cores * 2, 8)
+
+    def _is_remote_connect(self) -> bool:
+        return self.master.startswith("sc://")
+
+    def _binds_loopback(self) -> bool:
+        """Local mode, or a cluster on this machine: the driver then listens on loopback only.
+
+        A driver talking to executors on other hosts must be reachable from them, so
+        for a remote master Spark's own choice of address is kept.
+        """
+        if self.spec.address is None or self.master.startswith("local"):
+            return True
+        return _is_loopback_host(urlparse(self.master.split(",")[0]).hostname)
+
+    def _build_conf(self, scratch: Path, local_dir: Path) -> dict[str, str]:
+        spec = self.spec
+        log4j = scratch / "log4j2.properties"
+        log4j.write_text(LOG4J2_PROPERTIES)
+        java_opts = [f"-Dlog4j2.configurationFile={log4j.as_uri()}", "-Djava.net.preferIPv4Stack=true"]
+        conf: dict[str, str] = {
+            "spark.master": self.master,
+            "spark.app.name": "scalebench",
+            "spark.api.mode": "classic",
+            "spark.local.dir": str(local_dir),
+            "spark.sql.warehouse.dir": str(scratch / "warehouse"),
+            "spark.driver.extraJavaOptions": " ".join(java_opts),
+            "spark.ui.enabled": "true" if spec.dashboards else "false",
+            "spark.ui.showConsoleProgress": "false",
+            "spark.sql.execution.arrow.pyspark.enabled": "true",
+            # Fail loudly instead of silently converting row by row without Arrow.
+            "spark.sql.execution.arrow.pyspark.fallback.enabled": "false",
+            "spark.sql.shuffle.partitions": str(self.shuffle_partitions),
+            "spark.sql.adaptive.enabled": "true",
+            "spark.sql.adaptive.coalescePartitions.enabled": "true",
+            "spark.sql.session.timeZone": "UTC",
+            "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+            "spark.pyspark.python": sys.executable,
+            "spark.pyspark.driver.python": sys.executable,
+        }
+        if self._binds_loopback():
+            conf["spark.driver.bindAddress"] = LOOPBACK
+            conf["spark.driver.host"] = LOOPBACK
+            if spec.dashboards:
+                # The UI binds to SPARK_LOCAL_IP (set before the JVM starts); this names it too.
+                conf["spark.ui.host"] = LOOPBACK
+        if spec.address is None:
+            # local mode: the driver JVM is the whole cluster, so it gets the whole budget.
+            conf["spark.driver.memory"] = f"{max(MIN_DRIVER_MIB, spec.memory_budget_bytes // MiB)}m"
+        else:
+            conf["spark.executor.memory"] = f"{max(MIN_DRIVER_MIB, spec.memory_per_worker_bytes // MiB)}m"
+            conf["spark.executor.cores"] = str(spec.threads_per_worker)
+            conf["spark.cores.max"] = str(spec.cores)
+            conf["spark.executor.instances"] = str(spec.workers)
+        return conf
+
+    def start(self) -> None:
+        """Launch the driver JVM (local[N], or a client of spec.address) listening on loopback."""
+        if self.spark is not None:
+            return
+        from pyspark.core.context import SparkContext
+
+        if self._is_remote_connect():
+            self._start_connect()
+            return
+        self._java_version = _check_java()
+        if SparkContext._active_spark_context is not None or SparkContext._gateway is not None:
+            raise RuntimeError("spark: this Python process already has a SparkContext or driver JVM "
+                               "that this engine did not start; stop it before starting the engine "
+                               "(its settings, e.g. driver memory, would silently apply instead)")
+        scratch = Path(tempfile.mkdtemp(prefix="scalebench-spark-"))
+        if self.spec.spill_dir is None:
+            local_dir = scratch / "local"
+        else:
+            local_dir = Path(self.spec.spill_dir)
+        local_dir.mkdir(parents=True, exist_ok=True)
+        self._scratch, self._local_dir = scratch, local_dir
+        self._spill_before = {p.name for p in local_dir.iterdir()}
+        self._conf = self._build_conf(scratch, local_dir)
+
+        builder = SparkSession.Builder()
+        for key, value in self._conf.items():
+            builder = builder.config(key, value)
+        saved_ip = os.environ.get("SPARK_LOCAL_IP")
+        try:
+            if self._binds_loopback():
+                # Read by the JVM at launch: every socket it opens binds this address.
+                os.environ["SPARK_LOCAL_IP"] = LOOPBACK
+            with _quiet_pyspark():
+                self.spark = builder.getOrCreate()
+        except Exception as exc:
+            self._adopt_jvm()
+            self.stop()
+            if type(exc).__name__ == "PySparkRuntimeError" and "JAVA_GATEWAY_EXITED" in str(exc):
+                raise EngineUnavailable(f"spark: the driver JVM exited during start-up ({exc}); "
+                                        "its stderr above says why") from exc
+            raise
+        finally:
+            if saved_ip is None:
+                os.environ.pop("SPARK_LOCAL_IP", None)
+            else:
+                os.environ["SPARK_LOCAL_IP"] = saved_ip
+        self._adopt_jvm()
+        self.spark.sparkContext.setLogLevel("WARN")
+
+    def _start_connect(self) -> None:
+        """Spark Connect (sc://host:port): a pure client, nothing is launched here."""
+        try:
+            self.spark = SparkSession.builder.remote(self.master).config(
+                "spark.sql.execution.arrow.pyspark.enabled", "true").getOrCreate()
+        except ImportError as exc:
+            raise EngineUnavailable(f"spark: {self.master} needs the Spark Connect client "
+                                    f"(pip install 'pyspark[connect]'): {exc}") from exc
+
+    def _adopt_jvm(self) -> None:
+        """Remember the driver JVM PySpark launched, so stop() can make sure it is gone."""
+        from pyspark.core.context import SparkContext
+
+        proc = getattr(SparkContext._gateway, "proc", None) if SparkContext._gateway else None
+        if proc is not None:
+            with contextlib.suppress(psutil.Error):
+                self._jvm = psutil.Process(proc.pid)
+
+    def stop(self) -> None:
+        """Stop the session, end the driver JVM and its children, reset PySpark, drop scratch."""
+        from pyspark.core.context import SparkContext
+
+        spark, self.spark = self.spark, None
+        if spark is not None:
+            with _quiet_pyspark(), contextlib.suppress(Exception):
+                spark.stop()
+        jvm, self._jvm = self._jvm, None
+        if jvm is not None:
+            gateway = SparkContext._gateway
+            ours = gateway is not None and getattr(getattr(gateway, "proc", None), "pid", None) == jvm.pid
+            leftovers: list[psutil.Process] = []
+            with contextlib.suppress(psutil.Error):
+                leftovers = jvm.children(recursive=True)
+            if ours:
+                with contextlib.suppress(Exception):
+                    gateway.shutdown()
+                popen = gateway.proc
+                # The JVM's PythonGatewayServer exits when its stdin closes: the clean way out.
+                with contextlib.suppress(Exception):
+                    popen.stdin.close()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    popen.wait(timeout=15)
+            _end_processes([jvm, *leftovers])
+            if ours:
+                with contextlib.suppress(Exception):
+                    gateway.proc.wait(timeout=5)  # reap, so no zombie is left behind
+                _reset_pyspark_globals()
+        elif spark is not None and not self._is_remote_connect():
+            _reset_pyspark_globals()
+        self._clean_dirs()
+
+    def _clean_dirs(self) -> None:
+        """Remove our scratch folder and what Spark left in a caller's spill_dir."""
+        local_dir, self._local_dir = self._local_dir, None
+        if local_dir is not None and self.spec.spill_dir is not None and local_dir.exists():
+            for entry in local_dir.iterdir():
+                if entry.name not in self._spill_before and entry.name.startswith(("blockmgr-", "spark-")):
+                    shutil.rmtree(entry, ignore_errors=True)
+        scratch, self._scratch = self._scratch, None
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def version(self) -> str:
+        return pyspark.__version__
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        info.update({
+            "idiom": "spark-dataframe",
+            "address": self.master,
+            "java": self._java_version,
+            "shuffle_partitions": self.shuffle_partitions,
+            "adaptive_query_execution": True,
+            "driver_memory": self._conf.get("spark.driver.memory"),
+            "executor_memory": self._conf.get("spark.executor.memory"),
+            "local_dir": self._conf.get("spark.local.dir"),
+            "to_pandas": "arrow",
+        })
+        return info
+
+    # -- helpers -------------------------------------------------------------
+    @property
+    def _session(self) -> SparkSession:
+        if self.spark is None:
+            raise RuntimeError("spark engine is not started; call start() first")
+        return self.spark
+
+    def _read(self, inp: StageInput) -> DataFrame:
+        """One dataset as a DataFrame: CSV with the explicit schema, or the Parquet folder."""
+        reader = self._session.read
+        if inp.format == "csv":
+            # enforceSchema=False: a header that does not match the schema is an error
+            # naming the file, not a silent positional mismatch. FAILFAST: a broken row
+            # fails the query instead of turning into nulls.
+            return reader.csv(str(inp.path), schema=SCHEMAS[inp.dataset], header=True,
+                              enforceSchema=False, mode="FAILFAST",
+                              timestampNTZFormat=CSV_TIMESTAMP_FORMAT)
+        if inp.format == "parquet":
+            # The listed part files, not the folder: the folder also holds a manifest.
+            files = [str(f) for f in inp.files] or [str(inp.path)]
+            return reader.parquet(*files)
+        raise ValueError(f"spark: unknown input format {inp.format!r} for {inp.path}")
+
+    @staticmethod
+    def _collect(df: DataFrame) -> pd.DataFrame:
+        """The small answer as pandas, through Arrow."""
+        with _quiet_pyspark():
+            return df.toPandas()
+
+    @staticmethod
+    def _write(df: DataFrame, out: Path, partition_by: str | None = None) -> None:
+        writer = df.write.mode("overwrite")
+        if partition_by is not None:
+            writer = writer.partitionBy(partition_by)
+        writer.parquet(str(out))
+
+    # -- stage queries -------------------------------------------------------
+    def etl_users(self, inp: StageInput, out: Path) -> None:
+        df = self._read(inp)
+        df = df.toDF(*[_normalise_name(c) for c in df.columns])
+        df = df.select(
+            F.col("id").cast(LongType()).alias("id"),
+            F.col("name").cast(StringType()).alias("name"),
+            F.col("age").cast(IntegerType()).alias("age"),
+            F.col("salary").cast(DoubleType()).alias("salary"),
+            F.to_date("signup_date").alias("signup_date"),
+            F.col("is_active").cast(BooleanType()).alias("is_active"),
+        )
+        self._write(df.dropna(how="any").dropDuplicates(["id"]), out, partition_by="is_active")
+
+    def etl_points(self, inp: StageInput, out: Path) -> None:
+        df = self._read(inp).select(
+            F.col("id").cast(LongType()), F.col("x").cast(DoubleType()),
+            F.col("y").cast(DoubleType()), F.col("category").cast(StringType()))
+        self._write(df, out)
+
+    def groupby_points(self, inp: StageInput) -> pd.DataFrame:
+        df = self._read(inp).groupBy("category").agg(
+            F.count(F.lit(1)).alias("count"),
+            F.sum("x").alias("sum_x"), F.avg("x").alias("mean_x"),
+            F.sum("y").alias("sum_y"), F.avg("y").alias("mean_y"),
+        )
+        return self._collect(df)
+
+    def groupby_age(self, inp: StageInput) -> pd.DataFrame:
+        df = self._read(inp).groupBy("age").agg(
+            F.count(F.lit(1)).alias("count"), F.avg("salary").alias("mean_salary"))
+        return self._collect(df)
+
+    def groupby_id_bucket(self, inp: StageInput) -> pd.DataFrame:
+        # `div` is SQL's integral division: an exact bigint, no round trip through double.
+        bucket = F.call_function("div", F.col("id"), F.lit(ID_BUCKET_WIDTH)).alias("bucket")
+        df = self._read(inp).groupBy(bucket).agg(
+            F.count(F.lit(1)).alias("count"), F.sum("salary").alias("sum_salary"))
+        return self._collect(df)
+
+    def sort_top_earners(self, inp: StageInput) -> pd.DataFrame:
+        df = (self._read(inp).dropDuplicates(["id"]).filter(F.col("salary").isNotNull())
+              .orderBy(F.col("salary").desc(), F.col("id").asc()).limit(TOP_EARNERS)
+              .select("id", "name", "salary"))
+        return self._collect(df)
+
+    def sort_active_extremes(self, inp: StageInput) -> pd.DataFrame:
+        # Both ends come from one plan; Spark reuses the de-duplicating shuffle for both.
+        active = self._read(inp).dropDuplicates(["id"]).filter(F.col("is_active"))
+        cols = [F.col("id"), F.col("name"), F.col("age")]
+        youngest = (active.orderBy(F.col("age").asc(), F.col("id").asc()).limit(EXTREMES)
+                    .select(F.lit("youngest").alias("end"), *cols))
+        oldest = (active.orderBy(F.col("age").desc(), F.col("id").asc()).limit(EXTREMES)
+                  .select(F.lit("oldest").alias("end"), *cols))
+        return self._collect(youngest.unionByName(oldest))
+
+    def sort_global(self, inp: StageInput, out: Path) -> None:
+        # orderBy before a write range-partitions on (salary, id): every task writes one
+        # sorted file and the files' key ranges do not overlap.
+        df = self._read(inp).filter(F.col("salary").isNotNull()).orderBy("salary", "id")
+        self._write(df, out)
+
+
+ENGINE = SparkEngine

@@ -1,0 +1,90 @@
+"""Run one query of one engine on one dataset, and check its answer.
+
+Shared by the pytest benchmarks, the asv suite, the tests and `scalebench check`:
+the stage code lives in the engines, the glue lives here, once.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from scalebench.datasets import StoredDataset
+from scalebench.engines import REFERENCE_ENGINE, ClusterSpec, Engine, engine_class
+from scalebench.engines.base import StageInput
+from scalebench.stages import Query, answer_of, compare
+
+
+def stage_input(data: StoredDataset) -> StageInput:
+    return StageInput(dataset=data.dataset, format=data.format, path=data.path,
+                      files=tuple(data.files()), rows=data.rows, bytes=data.bytes,
+                      columns=tuple(c for c, _ in data.manifest["schema"]))
+
+
+@dataclass
+class QueryRun:
+    """A query bound to an engine and an input, with a private output folder."""
+
+    engine: Engine
+    query: Query
+    inp: StageInput
+    out_root: Path
+    result: pd.DataFrame | None = field(default=None, init=False)
+
+    @property
+    def out(self) -> Path:
+        return self.out_root / f"{self.engine.name}-{self.query.method}-{self.inp.format}"
+
+    def prepare(self) -> None:
+        """Untimed: clear what an earlier round wrote, so every round writes afresh."""
+        shutil.rmtree(self.out, ignore_errors=True)
+        self.result = None
+
+    def __call__(self) -> None:
+        """Timed: the engine does the whole query, finishing the work."""
+        method = getattr(self.engine, self.query.method)
+        if self.query.writes:
+            method(self.inp, self.out)
+        else:
+            self.result = method(self.inp)
+
+    def answer(self) -> pd.DataFrame:
+        return answer_of(self.query, self.result, self.out if self.query.writes else None)
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.out, ignore_errors=True)
+
+
+class References:
+    """Reference answers from the DuckDB engine, computed once per (query, dataset)."""
+
+    def __init__(self, out_root: Path, spec: ClusterSpec | None = None):
+        self.out_root = Path(out_root)
+        self.spec = spec or ClusterSpec(workers=1, threads_per_worker=2)
+        self._answers: dict[tuple[str, str], pd.DataFrame] = {}
+        self._engine: Engine | None = None
+
+    def answer(self, query: Query, data: StoredDataset) -> pd.DataFrame:
+        key = (query.method, str(data.folder.parent))  # csv and parquet hold the same rows
+        if key not in self._answers:
+            if self._engine is None:
+                self._engine = engine_class(REFERENCE_ENGINE)(self.spec)
+                self._engine.start()
+            run = QueryRun(self._engine, query, stage_input(data), self.out_root / "reference")
+            run.prepare()
+            run()
+            self._answers[key] = run.answer()
+            run.cleanup()
+        return self._answers[key]
+
+    def check(self, run: QueryRun, data: StoredDataset) -> None:
+        """Raise WrongAnswer unless the run's answer equals the reference."""
+        compare(run.query, run.answer(), self.answer(run.query, data))
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.stop()
+            self._engine = None

@@ -1,0 +1,80 @@
+"""Sizes: named tiers, explicit row counts, byte quantities and memory multiples."""
+
+from __future__ import annotations
+
+import math
+import re
+
+TIERS: dict[str, int] = {
+    "tiny": 20_000,  # CI: every engine, every stage, in seconds
+    "small": 1_000_000,  # the default: the whole matrix in minutes on 2 cores
+    "medium": 10_000_000,
+    "paper": 30_000_000,  # the Spark/Ray paper's users table
+    "large": 100_000_000,
+}
+DEFAULT_TIER = "small"
+
+_ROW_SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "b": 10**9}
+_BYTE_UNITS = {
+    "": 1, "b": 1,
+    "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+    "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40,
+    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
+}
+
+
+def parse_rows(text: str | int, option: str = "--rows") -> int:
+    """'tiny' | '10M' | '2.5e7' | '1_000' -> a positive row count."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        value = float(text)
+    else:
+        s = str(text).strip().lower().replace("_", "").replace(",", "")
+        if s in TIERS:
+            return TIERS[s]
+        m = re.fullmatch(r"([-+]?\d+(?:\.\d*)?(?:e[-+]?\d+)?)([kmgb]?)", s)
+        if not m:
+            raise ValueError(f"{option}: {text!r} is neither a size tier ({', '.join(TIERS)}) "
+                             "nor a row count such as 10M or 2.5e7")
+        value = float(m.group(1)) * _ROW_SUFFIX[m.group(2)]
+    if not math.isfinite(value) or value < 1 or value != int(value):
+        raise ValueError(f"{option}: {text!r} must be a whole number of rows, at least 1")
+    return int(value)
+
+
+def parse_bytes(text: str | int, option: str = "--memory-budget") -> int:
+    """'2GiB' | '512MB' | '1.5g' -> bytes (KiB/MiB/GiB binary, KB/MB/GB decimal, k/m/g binary)."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        value = float(text)
+    else:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([a-z]*)\s*", str(text).lower())
+        if not m or m.group(2) not in _BYTE_UNITS:
+            raise ValueError(f"{option}: {text!r} is not a size in bytes such as 2GiB or 512MB")
+        value = float(m.group(1)) * _BYTE_UNITS[m.group(2)]
+    if value < 1:
+        raise ValueError(f"{option}: {text!r} must be more than zero bytes")
+    return int(value)
+
+
+def parse_multiple(text: str | float, option: str = "--memory-multiple") -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{option}: {text!r} is not a number such as 1.2") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{option}: {text!r} must be a positive number")
+    return value
+
+
+def format_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def format_rows(n: int) -> str:
+    for div, suffix in ((10**9, "G"), (10**6, "M"), (10**3, "k")):
+        if n >= div and n % (div // 10) == 0:
+            return f"{n / div:g}{suffix}"
+    return str(n)
