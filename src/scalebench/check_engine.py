@@ -11,7 +11,7 @@ from pathlib import Path
 from scalebench.datasets import FORMATS, ensure
 from scalebench.engines import ClusterSpec, engine_class
 from scalebench.runner import QueryRun, References, stage_input
-from scalebench.sizes import parse_rows
+from scalebench.sizes import parse_bytes, parse_rows
 from scalebench.stages import queries
 
 
@@ -23,9 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stages", default=None, help="comma-separated stages (default: all)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--memory-budget", default="4GiB", help="cluster memory budget (default: 4GiB)")
     args = ap.parse_args(argv)
     rows = parse_rows(args.rows)
-    spec = ClusterSpec(workers=args.workers)
+    spec = ClusterSpec(workers=args.workers, memory_budget_bytes=parse_bytes(args.memory_budget))
     failures = 0
     with tempfile.TemporaryDirectory(prefix="scalebench-check-") as tmp:
         refs = References(Path(tmp))
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
                         run()
                         elapsed = time.perf_counter() - t
                         refs.check(run, data)
-                        print(f"  ok    {query.id:24s} {fmt:8s} {elapsed:8.3f} s")
+                        print(f"  ok    {query.id:24s} {fmt:8s} {elapsed:8.3f} s  {engine.last_notes or ''}")
                     except Exception as exc:  # report every query, not just the first
                         failures += 1
                         print(f"  FAIL  {query.id:24s} {fmt:8s} {type(exc).__name__}: {exc}")

@@ -42,6 +42,7 @@ class QueryRun:
         """Untimed: clear what an earlier round wrote, so every round writes afresh."""
         shutil.rmtree(self.out, ignore_errors=True)
         self.result = None
+        self.engine.last_notes = {}
 
     def __call__(self) -> None:
         """Timed: the engine does the whole query, finishing the work."""

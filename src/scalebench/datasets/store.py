@@ -1,7 +1,7 @@
 """Chunked, parallel, deterministic generation into a validated on-disk cache.
 
 Layout: <data_dir>/<dataset>/r<rows>-s<seed>-g<generator>/<format>/ holding
-manifest.json and the data files (csv: data.csv, half1.csv, half2.csv;
+_manifest.json and the data files (csv: data.csv, half1.csv, half2.csv;
 parquet: part-NNNNN.parquet). A format folder is built under a temporary name
 and renamed into place only when complete, under a file lock, so a crashed or
 concurrent run never leaves a folder that looks valid.
@@ -35,7 +35,7 @@ GENERATOR_VERSION = 1
 FORMATS = ("csv", "parquet")
 CHUNK_ROWS = 500_000  # rows drawn and formatted at once: bounds memory per process
 PART_ROWS_MAX = 4_000_000  # ~80-120 MB Parquet parts at large sizes
-MANIFEST = "manifest.json"
+MANIFEST = "_manifest.json"  # "_" prefix: every engine skips it when reading the folder
 ENV_DATA_DIR = "SCALEBENCH_DATA_DIR"
 
 

@@ -75,6 +75,8 @@ class Engine(abc.ABC):
 
     def __init__(self, spec: ClusterSpec) -> None:
         self.spec = spec
+        self.last_notes: dict[str, Any] = {}
+        """What the last query did that a reader should know (mode, chunks, idiom)."""
 
     # -- lifecycle -----------------------------------------------------------
     @abc.abstractmethod

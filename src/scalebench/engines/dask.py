@@ -9,12 +9,14 @@ query's docstring, because they dominate its cost.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import urlparse
 
 import dask
@@ -39,7 +41,26 @@ USERS_DATES = ("signup_date",)
 USERS_COLUMNS = ("id", "name", "age", "salary", "signup_date", "is_active")
 POINTS_COLUMNS = ("id", "x", "y", "category")
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+STRING_COLUMNS = ("name", "category")
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _on_cluster(method: Callable[Concatenate[DaskEngine, P], R]) -> Callable[Concatenate[DaskEngine, P], R]:
+    """Run a query with this engine's client as the current one, so that two engines in one
+    process never compute on each other's cluster (the client is not made the global default)."""
+
+    @functools.wraps(method)
+    def run(self: DaskEngine, *args: P.args, **kwargs: P.kwargs) -> R:
+        if self._client is None:
+            raise RuntimeError("DaskEngine.start() was not called")
+        with self._client.as_current():
+            return method(self, *args, **kwargs)
+
+    return run
 
 
 def _normal(name: str) -> str:
@@ -86,7 +107,7 @@ class DaskEngine(Engine):
         if self._client is not None:
             return
         if self.spec.address:
-            self._client = distributed.Client(self.spec.address, set_as_default=True)
+            self._client = distributed.Client(self.spec.address, set_as_default=False)
             return
         spill = self.spec.spill_dir
         if spill is None:
@@ -112,7 +133,7 @@ class DaskEngine(Engine):
                 scheduler_kwargs=None if self.spec.dashboards else {"dashboard_address": "127.0.0.1:0"},
                 worker_dashboard_address=None,
             )
-            self._client = distributed.Client(self._cluster, set_as_default=True)
+            self._client = distributed.Client(self._cluster, set_as_default=False)
             self._client.wait_for_workers(self.spec.workers)
         except Exception as exc:
             self._started_pids = {p.pid for p in psutil.Process().children(recursive=True)} - before
@@ -144,6 +165,7 @@ class DaskEngine(Engine):
         if cluster is not None:
             with contextlib.suppress(Exception):
                 cluster.close(timeout=20)
+        self._stop_resource_tracker()
         leftovers = [p for p in map(_proc, self._started_pids) if p is not None]
         for p in leftovers:
             with contextlib.suppress(psutil.Error):
@@ -157,6 +179,17 @@ class DaskEngine(Engine):
         if self._private_dir is not None:
             shutil.rmtree(self._private_dir, ignore_errors=True)
             self._private_dir = None
+
+    def _stop_resource_tracker(self) -> None:
+        """Spawning the workers started multiprocessing's resource tracker as our child; it
+        ignores SIGTERM, so ask it to exit the way multiprocessing itself does (it restarts
+        on demand)."""
+        from multiprocessing import resource_tracker
+
+        tracker = resource_tracker._resource_tracker
+        if getattr(tracker, "_pid", None) in self._started_pids:
+            with contextlib.suppress(Exception):
+                tracker._stop()
 
     def pids(self) -> list[int]:
         """Workers and scheduler of a connected cluster on this machine (local ones are our children)."""
@@ -193,10 +226,6 @@ class DaskEngine(Engine):
         return info
 
     # -- reading -----------------------------------------------------------------
-    def _require(self) -> None:
-        if self._client is None:
-            raise RuntimeError("DaskEngine.start() was not called")
-
     def _blocksize(self, path: Path) -> int:
         """At least two partitions per thread while a file is large enough, so every worker
         has work, and never more than CSV_BLOCKSIZE_MAX per partition."""
@@ -208,7 +237,6 @@ class DaskEngine(Engine):
     def _read(self, inp: StageInput, columns: tuple[str, ...], dtypes: dict[str, str],
               dates: tuple[str, ...] = ()) -> dd.DataFrame:
         """A lazy frame with normalised column names and the documented types."""
-        self._require()
         if inp.format == "csv":
             raw = _csv_header(inp.path)
             names = _renames(inp.path, raw, columns)
@@ -241,6 +269,7 @@ class DaskEngine(Engine):
         return self._read(inp, POINTS_COLUMNS, POINTS_DTYPES)
 
     # -- etl ---------------------------------------------------------------------
+    @_on_cluster
     def etl_users(self, inp: StageInput, out: Path) -> None:
         """dropna, drop_duplicates(subset=id) (a hash shuffle on id), to_parquet(partition_on)."""
         df = self._users(inp)[list(USERS_COLUMNS)]
@@ -249,14 +278,16 @@ class DaskEngine(Engine):
         df = df.astype({"id": "int64", "age": "int32", "salary": "float64", "is_active": "bool"})
         # a true date: Parquet date32 rather than a midnight timestamp
         df["signup_date"] = df["signup_date"].astype(pd.ArrowDtype(pa.date32()))
-        df.to_parquet(str(out), partition_on=["is_active"], write_index=False)
+        df.to_parquet(str(out), partition_on=["is_active"], write_index=False, schema=_string_schema(df))
 
+    @_on_cluster
     def etl_points(self, inp: StageInput, out: Path) -> None:
         """Read and write back, one Parquet file per partition (no shuffle)."""
         df = self._points(inp)[list(POINTS_COLUMNS)]
-        df.to_parquet(str(out), write_index=False)
+        df.to_parquet(str(out), write_index=False, schema=_string_schema(df))
 
     # -- groupby -----------------------------------------------------------------
+    @_on_cluster
     def groupby_points(self, inp: StageInput) -> pd.DataFrame:
         """Tree reduction (4 groups, split_out=1)."""
         df = self._points(inp)
@@ -265,12 +296,14 @@ class DaskEngine(Engine):
             sum_y=("y", "sum"), mean_y=("y", "mean"))
         return res.compute().reset_index()
 
+    @_on_cluster
     def groupby_age(self, inp: StageInput) -> pd.DataFrame:
         """Tree reduction (63 groups); mean skips null salaries as the semantics ask."""
         df = self._users(inp)
         res = df.groupby("age").agg(count=("id", "size"), mean_salary=("salary", "mean"))
         return res.compute().reset_index()
 
+    @_on_cluster
     def groupby_id_bucket(self, inp: StageInput) -> pd.DataFrame:
         """rows/100 groups: split_out=True makes Dask shuffle the partial aggregates."""
         df = self._users(inp)[["id", "salary"]]
@@ -280,6 +313,7 @@ class DaskEngine(Engine):
         return res.compute().reset_index()
 
     # -- sort --------------------------------------------------------------------
+    @_on_cluster
     def sort_top_earners(self, inp: StageInput) -> pd.DataFrame:
         """drop_duplicates (shuffle on id), then sort_values(...).head(): Dask turns it into a
         top-k tree reduction (per-partition sort+head, then combine), not a full sort."""
@@ -289,6 +323,7 @@ class DaskEngine(Engine):
         res = top.compute()
         return res[["id", "name", "salary"]].reset_index(drop=True)
 
+    @_on_cluster
     def sort_active_extremes(self, inp: StageInput) -> pd.DataFrame:
         """drop_duplicates (shuffle on id), filter, two top-k reductions computed together so the
         shuffle runs once."""
@@ -301,6 +336,7 @@ class DaskEngine(Engine):
         parts = [young_pd.assign(end="youngest"), old_pd.assign(end="oldest")]
         return pd.concat(parts, ignore_index=True)[["end", "id", "name", "age"]]
 
+    @_on_cluster
     def sort_global(self, inp: StageInput, out: Path) -> None:
         """sort_values([salary, id]): quantiles of salary pick the partition boundaries and a
         shuffle moves rows, so equal salaries land in one partition; each partition is then
@@ -308,7 +344,13 @@ class DaskEngine(Engine):
         df = self._users(inp)[list(USERS_COLUMNS)]
         df = df.dropna(subset=["salary"])
         df = df.sort_values(["salary", "id"], ignore_index=True)
-        df.to_parquet(str(out), write_index=False)
+        df.to_parquet(str(out), write_index=False, schema=_string_schema(df))
+
+
+def _string_schema(df: dd.DataFrame) -> dict[str, pa.DataType]:
+    """Write the documented Parquet string type, not the large_string that pandas' str maps to
+    (Dask rejects a schema entry for a column the frame lacks, hence the filter)."""
+    return {c: pa.string() for c in STRING_COLUMNS if c in df.columns}
 
 
 def _proc(pid: int) -> psutil.Process | None:

@@ -74,7 +74,8 @@ USERS_SCHEMA = StructType([
 SCHEMAS: dict[str, StructType] = {"points": POINTS_SCHEMA, "users": USERS_SCHEMA}
 
 # Log4j2 configuration for the driver JVM: warnings and errors only, so a benchmark's
-# output stays readable; the Hadoop native-library notice is noise on every start.
+# output stays readable. Silenced as noise on every start: the Hadoop native-library
+# notice, and SparkConf's note that spark.local.dir yields to a cluster manager's dirs.
 LOG4J2_PROPERTIES = """\
 rootLogger.level = warn
 rootLogger.appenderRef.stderr.ref = console
@@ -85,6 +86,8 @@ appender.console.layout.type = PatternLayout
 appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
 logger.hadoop_native.name = org.apache.hadoop.util.NativeCodeLoader
 logger.hadoop_native.level = error
+logger.sparkconf.name = org.apache.spark.SparkConf
+logger.sparkconf.level = error
 logger.jetty.name = org.sparkproject.jetty
 logger.jetty.level = warn
 logger.parquet.name = org.apache.parquet.CorruptStatistics
@@ -406,9 +409,9 @@ class SparkEngine(Engine):
             # enforceSchema=False: a header that does not match the schema is an error
             # naming the file, not a silent positional mismatch. FAILFAST: a broken row
             # fails the query instead of turning into nulls.
-            return reader.csv(str(inp.path), schema=SCHEMAS[inp.dataset], header=True,
-                              enforceSchema=False, mode="FAILFAST",
-                              timestampNTZFormat=CSV_TIMESTAMP_FORMAT)
+            return (reader.option("timestampNTZFormat", CSV_TIMESTAMP_FORMAT)
+                    .csv(str(inp.path), schema=SCHEMAS[inp.dataset], header=True,
+                         enforceSchema=False, mode="FAILFAST"))
         if inp.format == "parquet":
             # The listed part files, not the folder: the folder also holds a manifest.
             files = [str(f) for f in inp.files] or [str(inp.path)]
