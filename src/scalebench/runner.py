@@ -7,6 +7,7 @@ the stage code lives in the engines, the glue lives here, once.
 from __future__ import annotations
 
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,3 +90,34 @@ class References:
         if self._engine is not None:
             self._engine.stop()
             self._engine = None
+
+
+def benchmark_query(benchmark, run: QueryRun, data: StoredDataset, references: References,
+                    rounds: int) -> dict:
+    """Cold run, checked; then `rounds` warm rounds timed by pytest-benchmark, checked again.
+
+    `benchmark` is pytest-benchmark's fixture (anything with pedantic() and extra_info).
+    Set-up (clearing the output folder) happens between rounds, outside the timing.
+    """
+    run.prepare()
+    started = time.perf_counter()
+    run()
+    cold_s = time.perf_counter() - started
+    references.check(run, data)
+    notes = dict(run.engine.last_notes)
+    benchmark.pedantic(run, setup=run.prepare, rounds=rounds, iterations=1, warmup_rounds=0)
+    references.check(run, data)
+    stats = getattr(getattr(benchmark, "stats", None), "stats", None)
+    median = getattr(stats, "median", None) or cold_s
+    info = {
+        **run.engine.describe(),
+        "stage": run.query.stage, "query": run.query.name, "dataset": data.dataset,
+        "format": data.format, "rows": data.rows, "bytes": data.bytes,
+        "data_folder": str(data.folder), "seed": data.manifest["seed"],
+        "rounds": rounds, "cold_s": cold_s,
+        "throughput_rows_per_s": data.rows / median, "throughput_mb_per_s": data.bytes / 1e6 / median,
+        "check": f"equal to {REFERENCE_ENGINE} reference", "notes": notes,
+    }
+    info.pop("address", None) if str(info.get("address", "")).startswith("in-process") else None
+    benchmark.extra_info.update(info)
+    return info

@@ -1,0 +1,21 @@
+"""The matrix: engine x stage query x input format x workers, every answer checked.
+
+    pytest --benchmark-only                              # default size (small)
+    pytest --benchmark-only --scale=paper -k "spark and etl"
+    pytest --benchmark-only --engines=dask,ray --stages=groupby --workers=1,2
+"""
+
+from __future__ import annotations
+
+from scalebench.runner import QueryRun, benchmark_query, stage_input
+
+
+def test_stage(benchmark, cell, settings, clusters, datasets, references, out_root):
+    engine = clusters.get(cell.engine, cell.workers)  # started outside the timed region
+    data = datasets.get(cell.query.dataset, cell.format)  # generated or cached, untimed
+    benchmark.group = f"{cell.query.id} {cell.format} {data.rows:,} rows"
+    run = QueryRun(engine, cell.query, stage_input(data), out_root)
+    try:
+        benchmark_query(benchmark, run, data, references, settings.rounds)
+    finally:
+        run.cleanup()
