@@ -149,7 +149,7 @@ def summarise_sort_global(out: Path) -> pd.DataFrame:
         sums["id"] += int(np.sum(ids))
         sums["age"] += int(pc.sum(t["age"]).as_py())
     ranges.sort()
-    for (lo_a, hi_a, name_a), (lo_b, _, name_b) in zip(ranges, ranges[1:]):
+    for (_, hi_a, name_a), (lo_b, _, name_b) in zip(ranges, ranges[1:], strict=False):
         if lo_b < hi_a:
             return _global_summary(rows, sums, f"{name_a} and {name_b} overlap")
     return _global_summary(rows, sums, "sorted")

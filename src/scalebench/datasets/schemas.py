@@ -6,8 +6,8 @@ process makes it, so the bytes on disk are the same whatever the parallelism.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pyarrow as pa

@@ -23,9 +23,10 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pyarrow.parquet as pq
 
@@ -337,7 +338,7 @@ def _generate(schema: Schema, rows: int, fmt: str, seed: int, workers: int | Non
     assembler = _CsvAssembler(folder, schema.csv_header, len(parts)) if fmt == "csv" else None
     results: dict[str, dict[str, Any]] = {}
     try:
-        for part, piece in zip(parts, _run_parts(schema.name, fmt, seed, parts, folder, workers)):
+        for part, piece in zip(parts, _run_parts(schema.name, fmt, seed, parts, folder, workers), strict=True):
             if assembler is not None:
                 assembler.add(part.index, piece)
             else:

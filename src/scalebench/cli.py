@@ -1,0 +1,116 @@
+"""scalebench command line: generate datasets, check an engine, report and compare runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from scalebench import __version__
+from scalebench.datasets import FORMATS, SCHEMAS, DatasetError, default_data_dir, ensure, rows_for_memory
+from scalebench.datasets.store import check_data_dir
+from scalebench.sizes import TIERS, format_bytes, parse_bytes, parse_multiple, parse_rows
+
+EPILOG_GENERATE = """\
+examples:
+  scalebench generate points --rows 10M --format csv,parquet
+  scalebench generate users --rows paper                 # the paper's 30M-row users table
+  scalebench generate points --memory-multiple 1.2 --memory-budget 2GiB   # 20 %% larger than the budget
+
+Datasets are cached under --data-dir by (dataset, rows, seed, generator version) and
+reused when their manifest and checksums still match; --force regenerates.
+"""
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="scalebench", description=__doc__)
+    ap.add_argument("--version", action="version", version=f"scalebench {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    g = sub.add_parser("generate", help="make a synthetic dataset (chunked, parallel, deterministic)",
+                       description="Make a synthetic dataset in constant memory, in parallel, with "
+                       "identical bytes whatever the number of processes.", epilog=EPILOG_GENERATE,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    g.add_argument("dataset", help=f"one of: {', '.join(SCHEMAS)}")
+    size = g.add_mutually_exclusive_group()
+    size.add_argument("--rows", default="small",
+                      help=f"row count (10M, 2.5e7) or tier: {', '.join(f'{k}={v:,}' for k, v in TIERS.items())}"
+                      " (default: small)")
+    size.add_argument("--memory-multiple", metavar="X",
+                      help="size the data at X times --memory-budget, from measured bytes per row")
+    g.add_argument("--memory-budget", default="4GiB", help="budget for --memory-multiple (default: 4GiB)")
+    g.add_argument("--format", default="csv,parquet",
+                   help=f"comma-separated formats from {', '.join(FORMATS)} (default: csv,parquet)")
+    g.add_argument("--data-dir", default=None,
+                   help=f"dataset cache (default: $SCALEBENCH_DATA_DIR or {default_data_dir()})")
+    g.add_argument("--workers", type=int, default=None, help="processes (default: one per core, at most 8)")
+    g.add_argument("--seed", type=int, default=42, help="dataset seed (default: 42)")
+    g.add_argument("--force", action="store_true", help="regenerate even when a valid copy is cached")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    c = sub.add_parser("check", help="run every query of an engine on tiny data and compare with DuckDB")
+    c.add_argument("engine")
+    c.add_argument("rest", nargs=argparse.REMAINDER, help="options of python -m scalebench.check_engine")
+    return ap
+
+
+def _generate(ap: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.dataset not in SCHEMAS:
+        ap.error(f"unknown dataset {args.dataset!r}; choose from {', '.join(SCHEMAS)}")
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        ap.error(f"--format: unknown format {','.join(bad) or repr(args.format)}; choose from {', '.join(FORMATS)}")
+    if args.workers is not None and args.workers < 1:
+        ap.error(f"--workers: {args.workers} must be at least 1")
+    try:
+        check_data_dir(args.data_dir if args.data_dir is not None else default_data_dir())
+        if args.memory_multiple is not None:
+            budget = parse_bytes(args.memory_budget)
+            rows = rows_for_memory(args.dataset, formats[0], parse_multiple(args.memory_multiple), budget)
+            print(f"{args.memory_multiple} x {format_bytes(budget)} of {formats[0]} -> {rows:,} rows")
+        else:
+            rows = parse_rows(args.rows)
+    except (ValueError, DatasetError) as exc:
+        ap.error(str(exc))
+    for fmt in formats:
+        started = time.perf_counter()
+        bar = None
+        if not args.no_progress:
+            from tqdm import tqdm
+
+            tqdm.monitor_interval = 0  # no monitor thread: a lone main thread lets the generator fork
+            bar = tqdm(total=rows, unit="rows", unit_scale=True, desc=f"{args.dataset} {fmt}", leave=False)
+        try:
+            data = ensure(args.dataset, rows, fmt, data_dir=args.data_dir, seed=args.seed, workers=args.workers,
+                          force=args.force, progress=bar.update if bar else None)
+        except DatasetError as exc:
+            ap.error(str(exc))
+        finally:
+            if bar is not None:
+                bar.close()
+        elapsed = time.perf_counter() - started
+        made = bar is not None and bar.n > 0 or args.force or elapsed > data.manifest["elapsed_s"] * 0.5
+        how = (f"generated in {elapsed:.2f} s: {rows / elapsed / 1e6:.2f} M rows/s, "
+               f"{data.bytes / elapsed / 1e6:.0f} MB/s with {data.manifest['workers']} process(es)"
+               if made else "cached (valid manifest and checksums)")
+        print(f"{args.dataset} {fmt}: {rows:,} rows, {format_bytes(data.bytes)}, {len(data.manifest['files'])} files, "
+              f"{how}\n  -> {data.folder}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = _build_parser()
+    args = ap.parse_args(argv)
+    if args.command == "generate":
+        return _generate(ap, args)
+    if args.command == "check":
+        from scalebench.check_engine import main as check_main
+
+        return check_main([args.engine, *args.rest])
+    ap.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
