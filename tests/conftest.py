@@ -1,0 +1,10 @@
+"""Test-only fixtures: a private data directory shared by the tests of one session."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory):
+    return tmp_path_factory.mktemp("data")
