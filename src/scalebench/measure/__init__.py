@@ -1,0 +1,1 @@
+"""Measurement helpers: process trees, listening sockets, memory."""

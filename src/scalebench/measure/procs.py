@@ -1,0 +1,91 @@
+"""Process-tree inspection (psutil): which processes a session started, which ports they listen on."""
+
+from __future__ import annotations
+
+import ctypes
+import ipaddress
+import os
+from dataclasses import dataclass
+
+import psutil
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> bool:
+    """Orphaned descendants are re-parented to us instead of init, so a leak stays visible."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def descendants(pid: int | None = None) -> list[psutil.Process]:
+    """Live (non-zombie) descendants of `pid` (default: this process)."""
+    try:
+        procs = psutil.Process(pid or os.getpid()).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    alive = []
+    for p in procs:
+        try:
+            if p.status() != psutil.STATUS_ZOMBIE:
+                alive.append(p)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def describe(p: psutil.Process) -> str:
+    try:
+        return f"{p.pid} {' '.join(p.cmdline())[:160]}"
+    except psutil.Error:
+        return str(p.pid)
+
+
+@dataclass(frozen=True)
+class Listener:
+    pid: int
+    ip: str
+    port: int
+    command: str
+
+
+def _net_namespace(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net")
+    except OSError:
+        return None
+
+
+def loopback_only_namespace(pid: int) -> bool:
+    """True when `pid` lives in a network namespace other than ours whose only interface is lo."""
+    if _net_namespace(pid) in (None, _net_namespace(os.getpid())):
+        return False
+    try:
+        with open(f"/proc/{pid}/net/dev") as f:
+            ifaces = {line.split(":")[0].strip() for line in f.readlines()[2:]}
+    except OSError:
+        return False
+    return ifaces == {"lo"}
+
+
+def listeners(procs: list[psutil.Process]) -> list[Listener]:
+    """Every TCP socket in LISTEN state (and bound UDP socket) held by `procs`."""
+    found = []
+    for p in procs:
+        try:
+            conns = p.net_connections(kind="inet")
+        except psutil.Error:
+            continue
+        for c in conns:
+            if c.status == psutil.CONN_LISTEN or (c.type == 2 and c.laddr and not c.raddr):  # SOCK_DGRAM
+                found.append(Listener(p.pid, c.laddr.ip, c.laddr.port, describe(p)))
+    return found
+
+
+def exposed(found: list[Listener]) -> list[Listener]:
+    """Listeners reachable from off this machine: not loopback, not in a loopback-only namespace."""
+    return [x for x in found
+            if not ipaddress.ip_address(x.ip.split("%")[0]).is_loopback and not loopback_only_namespace(x.pid)]
