@@ -364,6 +364,14 @@ def _generate(schema: Schema, rows: int, fmt: str, seed: int, workers: int | Non
     }
 
 
+FORK_SAFE_THREADS = ("scalebench-memory",)
+"""Our own threads that never hold a lock a forked child could need (the memory sampler)."""
+
+
+def _only_fork_safe_threads() -> bool:
+    return all(t is threading.main_thread() or t.name in FORK_SAFE_THREADS for t in threading.enumerate())
+
+
 def default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
@@ -377,7 +385,7 @@ def _run_parts(schema: str, fmt: str, seed: int, parts: list[Part], folder: Path
         return
     # fork is instant; with other Python threads alive (a cluster client, say) a fork
     # could copy a held lock, so then fork from a clean server process instead
-    ctx = multiprocessing.get_context("fork" if threading.active_count() == 1 else "forkserver")
+    ctx = multiprocessing.get_context("fork" if _only_fork_safe_threads() else "forkserver")
     with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         futures = [pool.submit(_write_part, schema, fmt, seed, part, str(folder)) for part in parts]
         try:
