@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from scalebench import __version__
 from scalebench.datasets import FORMATS, SCHEMAS, DatasetError, default_data_dir, ensure, rows_for_memory
@@ -47,6 +48,21 @@ def _build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=42, help="dataset seed (default: 42)")
     g.add_argument("--force", action="store_true", help="regenerate even when a valid copy is cached")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    r = sub.add_parser("report", help="side-by-side table and plots from saved pytest-benchmark JSON",
+                       description="Turn one or more saved runs (pytest --benchmark-json=RUN.json, or the files "
+                       "--benchmark-save writes under .benchmarks/) into report.md, report.html and SVG plots: "
+                       "engine x stage x size, ratio to the fastest engine and to DuckDB, speedup and "
+                       "efficiency against workers, time against size.")
+    r.add_argument("runs", nargs="+", metavar="RUN.json")
+    r.add_argument("-o", "--output", default="scalebench-report", help="output folder (default: scalebench-report)")
+
+    cmp_ = sub.add_parser("compare", help="exit non-zero when HEAD is slower than BASE beyond a threshold",
+                          description="Compare two saved runs cell by cell; name each regressed cell with its "
+                          "ratio and exit 1 if any. Identical runs pass.")
+    cmp_.add_argument("base", metavar="BASE.json")
+    cmp_.add_argument("head", metavar="HEAD.json")
+    cmp_.add_argument("--threshold", default="10%", help="allowed slowdown, e.g. 10%% or 0.1 (default: 10%%)")
 
     c = sub.add_parser("check", help="run every query of an engine on tiny data and compare with DuckDB")
     c.add_argument("engine")
@@ -99,11 +115,46 @@ def _generate(ap: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from scalebench.report.load import load_runs
+    from scalebench.report.render import write_report
+
+    written = write_report(load_runs(args.runs), args.output)
+    print((Path(args.output) / "report.md").read_text())
+    print("wrote " + ", ".join(str(p) for p in written.values()))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from scalebench.report.compare import compare_runs, parse_threshold, regressions
+
+    threshold = parse_threshold(args.threshold)
+    changes, only_base, only_head = compare_runs(args.base, args.head)
+    for c in sorted(changes, key=lambda c: -c.ratio):
+        flag = "REGRESSION" if c.ratio > 1 + threshold else ("faster" if c.ratio < 1 - threshold else "same")
+        noise = "" if c.significant else " (within noise)"
+        print(f"{flag:10s} {c.ratio:6.2f}x  {c.base_s:9.4f} s -> {c.head_s:9.4f} s  {c.name}{noise}")
+    for name in only_base:
+        print(f"{'missing':10s} only in {args.base}: {name}")
+    for name in only_head:
+        print(f"{'new':10s} only in {args.head}: {name}")
+    bad = regressions(changes, threshold)
+    print(f"{len(bad)} regression(s) beyond {threshold:.0%} among {len(changes)} compared benchmark(s)")
+    return 1 if bad else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = _build_parser()
     args = ap.parse_args(argv)
     if args.command == "generate":
         return _generate(ap, args)
+    if args.command in ("report", "compare"):
+        from scalebench.report.load import ReportError
+
+        try:
+            return _report(args) if args.command == "report" else _compare(args)
+        except ReportError as exc:
+            ap.error(str(exc))
     if args.command == "check":
         from scalebench.check_engine import main as check_main
 

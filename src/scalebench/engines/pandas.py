@@ -43,7 +43,7 @@ class PandasEngine(Engine):
 
     def describe(self) -> dict:
         return {**super().describe(), "idiom": "pandas (whole frame, or chunks beyond the budget)",
-                "address": "in-process", "workers": 1, "threads_per_worker": 1}
+                "address": "in-process", "processes": 1, "threads": 1}
 
     # -- reading --------------------------------------------------------------
     def _chunk_rows(self, inp: StageInput) -> int | None:

@@ -1,0 +1,1 @@
+"""Reading saved pytest-benchmark JSON, comparing runs, and the side-by-side report."""

@@ -1,0 +1,47 @@
+"""Saved pytest-benchmark JSON -> one tidy row per benchmark."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+COLUMNS = ["run", "name", "group", "engine", "stage", "query", "format", "rows", "workers", "median_s",
+           "iqr_s", "min_s", "max_s", "rounds", "cold_s", "throughput_rows_per_s", "peak_tree_bytes"]
+
+
+class ReportError(ValueError):
+    """A file that is not a pytest-benchmark JSON run; the message names it."""
+
+
+def load_run(path: Path | str) -> pd.DataFrame:
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ReportError(f"{path}: no such file") from None
+    except (OSError, ValueError) as exc:
+        raise ReportError(f"{path}: not JSON ({exc})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
+        raise ReportError(f"{path}: not a pytest-benchmark run (no 'benchmarks' list)")
+    rows = []
+    for b in doc["benchmarks"]:
+        info, stats = b.get("extra_info", {}), b.get("stats", {})
+        peak = next((v for k, v in info.items() if k.startswith("peak_tree_")), None)
+        rows.append({
+            "run": path.stem, "name": b.get("fullname") or b.get("name"), "group": b.get("group"),
+            "engine": info.get("engine"), "stage": info.get("stage"),
+            "query": f"{info.get('stage')}-{info.get('query')}" if info.get("query") else b.get("name"),
+            "format": info.get("format"), "rows": info.get("rows"), "workers": info.get("workers"),
+            "median_s": stats.get("median"), "iqr_s": stats.get("iqr"), "min_s": stats.get("min"),
+            "max_s": stats.get("max"), "rounds": stats.get("rounds"), "cold_s": info.get("cold_s"),
+            "throughput_rows_per_s": info.get("throughput_rows_per_s"), "peak_tree_bytes": peak,
+        })
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def load_runs(paths: list[Path | str]) -> pd.DataFrame:
+    if not paths:
+        raise ReportError("give at least one saved run (pytest --benchmark-json=RUN.json)")
+    return pd.concat([load_run(p) for p in paths], ignore_index=True)

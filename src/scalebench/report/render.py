@@ -1,0 +1,150 @@
+"""The side-by-side report: Markdown tables and a self-contained HTML page with plots."""
+
+from __future__ import annotations
+
+import html
+import io
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from scalebench.sizes import format_bytes
+
+REFERENCE = "duckdb"
+CELL = ["run", "format", "rows", "workers", "query"]
+
+
+def with_ratios(df: pd.DataFrame) -> pd.DataFrame:
+    """Add ratio to the fastest engine and to the DuckDB reference, within each cell."""
+    df = df.copy()
+    g = df.groupby(CELL, dropna=False)["median_s"]
+    df["vs_fastest"] = df["median_s"] / g.transform("min")
+    ref = df[df["engine"] == REFERENCE].groupby(CELL, dropna=False)["median_s"].median()
+    df["vs_duckdb"] = [m / ref.get(tuple(k), float("nan")) for m, k in zip(df["median_s"], df[CELL].values,
+                                                                             strict=True)]
+    return df
+
+
+def scaling(df: pd.DataFrame) -> pd.DataFrame:
+    """Speedup T(1)/T(n) and efficiency speedup/n per engine, query and worker count."""
+    keys = ["run", "engine", "format", "rows", "query"]
+    base = df[df["workers"] == 1].groupby(keys, dropna=False)["median_s"].median()
+    out = df[df["workers"].notna()].copy()
+    out["t1_s"] = [base.get(tuple(k), float("nan")) for k in out[keys].values]
+    out["speedup"] = out["t1_s"] / out["median_s"]
+    out["efficiency"] = out["speedup"] / out["workers"]
+    return out.dropna(subset=["speedup"])[keys + ["workers", "median_s", "speedup", "efficiency"]]
+
+
+def _fmt_s(v: float) -> str:
+    return "" if pd.isna(v) else (f"{v * 1000:.1f} ms" if v < 1 else f"{v:.2f} s")
+
+
+def markdown(df: pd.DataFrame) -> str:
+    df = with_ratios(df)
+    parts = ["# scalebench report", "",
+             "Median time per engine; in brackets the ratio to the fastest engine on the same cell, "
+             "and to the DuckDB single-node reference.", ""]
+    for (run, fmt, rows, workers), block in df.groupby(["run", "format", "rows", "workers"], dropna=False):
+        engines = sorted(block["engine"].dropna().unique(), key=lambda e: block[block.engine == e].median_s.sum())
+        parts += [f"## {run}: {fmt}, {int(rows):,} rows, {workers} worker(s)" if pd.notna(rows) else f"## {run}",
+                  "", "| query | " + " | ".join(engines) + " |", "|---|" + "---|" * len(engines)]
+        for query, q in block.groupby("query"):
+            cells = []
+            for e in engines:
+                r = q[q.engine == e]
+                if r.empty:
+                    cells.append("")
+                    continue
+                r = r.iloc[0]
+                mem = f", {format_bytes(r.peak_tree_bytes)}" if pd.notna(r.peak_tree_bytes) else ""
+                cells.append(f"{_fmt_s(r.median_s)} ({r.vs_fastest:.1f}x, duckdb {r.vs_duckdb:.2f}x{mem})")
+            parts.append(f"| {query} | " + " | ".join(cells) + " |")
+        parts.append("")
+    sc = scaling(df)
+    if not sc.empty and (sc["workers"] > 1).any():
+        parts += ["## Worker scaling", "", "| engine | query | format | rows | workers | median | speedup | efficiency |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in sc.itertuples():
+            parts.append(f"| {r.engine} | {r.query} | {r.format} | {int(r.rows):,} | {r.workers} | "
+                         f"{_fmt_s(r.median_s)} | {r.speedup:.2f} | {r.efficiency:.2f} |")
+        parts.append("")
+    return "\n".join(parts)
+
+
+def plots(df: pd.DataFrame) -> dict[str, str]:
+    """name -> SVG text (text kept as text, so the series names can be read back)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams["svg.fonttype"] = "none"
+    figs: dict[str, str] = {}
+    for (run, fmt, rows, workers), block in df.groupby(["run", "format", "rows", "workers"], dropna=False):
+        piv = block.pivot_table(index="query", columns="engine", values="median_s", aggfunc="median")
+        fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(piv)), 4))
+        piv.plot.bar(ax=ax, logy=True, rot=30)
+        ax.set_ylabel("median time (s, log)")
+        ax.set_title(f"{run}: {fmt}, {int(rows):,} rows, {workers} worker(s)" if pd.notna(rows) else str(run))
+        figs[f"times-{run}-{fmt}-{rows}-w{workers}"] = _svg(fig)
+    sc = scaling(df)
+    if not sc.empty and sc["workers"].nunique() > 1:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for (engine, query, fmt), g in sc.groupby(["engine", "query", "format"]):
+            ax.plot(g["workers"], g["speedup"], marker="o", label=f"{engine} {query} {fmt}")
+        top = int(sc["workers"].max())
+        ax.plot([1, top], [1, top], "k--", label="ideal")
+        ax.set_xlabel("workers")
+        ax.set_ylabel("speedup T(1)/T(n)")
+        ax.legend(fontsize=6)
+        figs["scaling"] = _svg(fig)
+    if df["rows"].nunique() > 1:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for (engine, query, fmt), g in df.groupby(["engine", "query", "format"]):
+            g = g.groupby("rows")["median_s"].median()
+            ax.loglog(g.index, g.values, marker="o", label=f"{engine} {query} {fmt}")
+        ax.set_xlabel("rows")
+        ax.set_ylabel("median time (s)")
+        ax.legend(fontsize=6)
+        figs["size"] = _svg(fig)
+    return figs
+
+
+def _svg(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.StringIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="svg")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def write_report(df: pd.DataFrame, out_dir: Path | str) -> dict[str, Path]:
+    """Write report.md, report.html (plots inline) and one SVG per plot; return the paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    md = markdown(df)
+    figs = plots(df)
+    written = {"markdown": _atomic(out / "report.md", md)}
+    for name, svg in figs.items():
+        written[name] = _atomic(out / f"{name}.svg", svg)
+    body = "\n".join(f"<figure>{svg[svg.index('<svg'):]}<figcaption>{html.escape(name)}</figcaption></figure>"
+                     for name, svg in figs.items())
+    table = with_ratios(df).to_html(index=False, float_format=lambda v: f"{v:.4g}")
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>scalebench report</title>"
+            f"<style>body{{font-family:sans-serif;max-width:1200px;margin:auto}}table{{border-collapse:collapse;"
+            f"font-size:12px}}td,th{{border:1px solid #ccc;padding:2px 6px}}</style></head><body>"
+            f"<h1>scalebench report</h1>{body}<h2>All results</h2>{table}"
+            f"<h2>Summary</h2><pre>{html.escape(md)}</pre></body></html>")
+    written["html"] = _atomic(out / "report.html", page)
+    return written
+
+
+def _atomic(path: Path, text: str) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path

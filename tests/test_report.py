@@ -1,0 +1,106 @@
+"""Saved runs: `scalebench compare` gates regressions, `scalebench report` writes tables and plots,
+and pytest-benchmark's own compare reads our files."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scalebench.cli import main
+
+ENGINES = ("pandas", "duckdb")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _bench(engine: str, query: str, workers: int, median: float) -> dict:
+    data = [median * f for f in (0.95, 1.0, 1.05)]
+    return {
+        "group": f"{query} parquet 20,000 rows", "name": f"test_stage[{engine}-{query}-parquet-w{workers}]",
+        "fullname": f"benchmarks/test_stages.py::test_stage[{engine}-{query}-parquet-w{workers}]",
+        "params": None, "param": None, "options": {},
+        "stats": {"min": min(data), "max": max(data), "mean": median, "stddev": 0.05 * median, "rounds": 3,
+                  "median": median, "iqr": 0.1 * median, "q1": data[0], "q3": data[2], "iqr_outliers": 0,
+                  "stddev_outliers": 0, "outliers": "0;0", "ld15iqr": data[0], "hd15iqr": data[2],
+                  "ops": 1 / median, "total": sum(data), "data": data, "iterations": 1},
+        "extra_info": {"engine": engine, "stage": query.split("-")[0], "query": query.split("-")[1],
+                       "format": "parquet", "rows": 20_000, "workers": workers,
+                       "peak_tree_pss_bytes": 300 * 2**20, "throughput_rows_per_s": 20_000 / median},
+    }
+
+
+@pytest.fixture
+def run_json(tmp_path):
+    benches = [_bench(e, q, w, (0.1 if e == "duckdb" else 0.3) * (1.0 if w == 1 else 0.6))
+               for e in ENGINES for q in ("groupby-age", "sort-global") for w in (1, 2)]
+    doc = {"machine_info": {}, "commit_info": {}, "benchmarks": benches, "datetime": "2026-11-23T00:00:00",
+           "version": "5.2.3"}
+    path = tmp_path / "base.json"
+    path.write_text(json.dumps(doc))
+    return path, doc
+
+
+def test_compare_passes_identical_runs(run_json, capsys):
+    path, _ = run_json
+    assert main(["compare", str(path), str(path), "--threshold", "10%"]) == 0
+    assert "0 regression(s)" in capsys.readouterr().out
+
+
+def test_compare_flags_a_2x_slowdown(run_json, tmp_path, capsys):
+    path, doc = run_json
+    slow = copy.deepcopy(doc)
+    victim = slow["benchmarks"][0]
+    for k in ("min", "max", "mean", "median"):
+        victim["stats"][k] *= 2
+    victim["stats"]["data"] = [x * 2 for x in victim["stats"]["data"]]
+    head = tmp_path / "head.json"
+    head.write_text(json.dumps(slow))
+    assert main(["compare", str(path), str(head), "--threshold", "10%"]) == 1
+    out = capsys.readouterr().out
+    assert "REGRESSION   2.00x" in out and victim["fullname"] in out and "1 regression(s)" in out
+
+
+def test_compare_names_a_bad_file(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    r = subprocess.run([sys.executable, "-m", "scalebench.cli", "compare", str(bad), str(bad)], capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and f"{bad}: not a pytest-benchmark run" in r.stderr
+
+
+def test_report_writes_tables_and_plots(run_json, tmp_path):
+    path, doc = run_json
+    second = tmp_path / "second.json"
+    second.write_text(json.dumps(doc))
+    out = tmp_path / "report"
+    assert main(["report", str(path), str(second), "-o", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    assert "| groupby-age |" in md and "(3.0x, duckdb 3.00x" in md
+    assert "| pandas | groupby-age | parquet | 20,000 | 2 |" in md  # speedup table
+    times = out / "times-base-parquet-20000-w1.svg"
+    svg = times.read_text()
+    assert all(f">{e}<" in svg for e in ENGINES)  # one series per engine in the legend
+    scaling = (out / "scaling.svg").read_text()
+    assert ">pandas groupby-age parquet<" in scaling and ">ideal<" in scaling
+    html = (out / "report.html").read_text()
+    assert html.count("<svg") >= 3 and "All results" in html
+
+
+def test_a_real_saved_run_works_with_both_tools(tmp_path, data_dir):
+    """A run saved by pytest-benchmark's own --benchmark-json: its compare and our report both read it."""
+    saved = tmp_path / "real.json"
+    r = subprocess.run([sys.executable, "-m", "pytest", str(REPO / "benchmarks" / "test_stages.py"), "-q",
+                        "-p", "no:cacheprovider", "--scale=tiny", "--engines=duckdb,pandas", "--stages=groupby",
+                        "--formats=parquet", "--rounds=2", f"--data-dir={data_dir}", f"--benchmark-json={saved}"],
+                       capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    cli = Path(sys.executable).with_name("pytest-benchmark")
+    c = subprocess.run([str(cli), "compare", str(saved), str(saved)], capture_output=True, text=True)
+    assert c.returncode == 0, c.stderr
+    assert "duckdb-groupby-age-parquet-w2" in c.stdout
+    assert main(["report", str(saved), "-o", str(tmp_path / "rep")]) == 0
+    assert "| groupby-id_bucket |" in (tmp_path / "rep" / "report.md").read_text()
