@@ -15,7 +15,7 @@ import pytest
 from scalebench.datasets import ensure
 from scalebench.engines import ENGINE_NAMES, ClusterSpec, EngineUnavailable, engine_class
 from scalebench.engines.duckdb import DuckDBEngine
-from scalebench.measure.procs import become_subreaper, describe, descendants, exposed, listeners
+from scalebench.measure.procs import become_subreaper, descendants, describe, exposed, listeners
 from scalebench.runner import QueryRun, References, benchmark_query, stage_input
 from scalebench.stages import QUERIES, WrongAnswer
 

@@ -13,5 +13,6 @@ REPO = Path(__file__).resolve().parents[1]
 def test_ruff_clean():
     if importlib.util.find_spec("ruff") is None:
         pytest.skip("ruff is not installed (pip install -e '.[test]')")
-    r = subprocess.run([sys.executable, "-m", "ruff", "check", "--output-format", "concise", str(REPO)], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "ruff", "check", "--output-format", "concise", str(REPO)],
+                       capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -64,7 +64,8 @@ def markdown(df: pd.DataFrame) -> str:
         parts.append("")
     sc = scaling(df)
     if not sc.empty and (sc["workers"] > 1).any():
-        parts += ["## Worker scaling", "", "| engine | query | format | rows | workers | median | speedup | efficiency |",
+        parts += ["## Worker scaling", "",
+                  "| engine | query | format | rows | workers | median | speedup | efficiency |",
                   "|---|---|---|---|---|---|---|---|"]
         for r in sc.itertuples():
             parts.append(f"| {r.engine} | {r.query} | {r.format} | {int(r.rows):,} | {r.workers} | "
