@@ -16,6 +16,6 @@ def test_stage(benchmark, cell, settings, clusters, datasets, references, out_ro
     benchmark.group = f"{cell.query.id} {cell.format} {data.rows:,} rows"
     run = QueryRun(engine, cell.query, stage_input(data), out_root)
     try:
-        benchmark_query(benchmark, run, data, references, settings.rounds)
+        benchmark_query(benchmark, run, data, references, settings.rounds, settings.measure)
     finally:
         run.cleanup()

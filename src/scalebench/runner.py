@@ -16,6 +16,8 @@ import pandas as pd
 from scalebench.datasets import StoredDataset
 from scalebench.engines import REFERENCE_ENGINE, ClusterSpec, Engine, engine_class
 from scalebench.engines.base import StageInput
+from scalebench.measure import heap
+from scalebench.measure.memory import TreeSampler
 from scalebench.stages import Query, answer_of, compare
 
 
@@ -92,20 +94,42 @@ class References:
             self._engine = None
 
 
+@dataclass(frozen=True)
+class Measure:
+    """What to record around a benchmark besides its time."""
+
+    sample_interval: float | None = 0.05
+    """Tree memory sampling period during cold run and rounds; None turns the sampler off."""
+    memray: bool = True
+    """One extra, untimed run under memray for the driver's peak heap (when memray is installed)."""
+    memray_dir: Path | None = None
+    """Keep memray capture files here (for flame graphs); None discards them."""
+
+
 def benchmark_query(benchmark, run: QueryRun, data: StoredDataset, references: References,
-                    rounds: int) -> dict:
-    """Cold run, checked; then `rounds` warm rounds timed by pytest-benchmark, checked again.
+                    rounds: int, measure: Measure = Measure()) -> dict:
+    """Cold run, checked; then `rounds` warm rounds timed by pytest-benchmark, checked again;
+    then, untimed, one run under memray for the driver's heap.
 
     `benchmark` is pytest-benchmark's fixture (anything with pedantic() and extra_info).
-    Set-up (clearing the output folder) happens between rounds, outside the timing.
+    Set-up (clearing the output folder) happens between rounds, outside the timing. The
+    tree memory sampler runs through the cold run and the rounds: peak memory is the
+    whole cluster's.
     """
+    sampler = TreeSampler(measure.sample_interval, run.engine.pids) if measure.sample_interval else None
     run.prepare()
-    started = time.perf_counter()
-    run()
-    cold_s = time.perf_counter() - started
-    references.check(run, data)
-    notes = dict(run.engine.last_notes)
-    benchmark.pedantic(run, setup=run.prepare, rounds=rounds, iterations=1, warmup_rounds=0)
+    if sampler:
+        sampler.start()
+    try:
+        started = time.perf_counter()
+        run()
+        cold_s = time.perf_counter() - started
+        references.check(run, data)
+        notes = dict(run.engine.last_notes)
+        benchmark.pedantic(run, setup=run.prepare, rounds=rounds, iterations=1, warmup_rounds=0)
+    finally:
+        if sampler:
+            sampler.stop()
     references.check(run, data)
     stats = getattr(getattr(benchmark, "stats", None), "stats", None)
     median = getattr(stats, "median", None) or cold_s
@@ -118,6 +142,12 @@ def benchmark_query(benchmark, run: QueryRun, data: StoredDataset, references: R
         "throughput_rows_per_s": data.rows / median, "throughput_mb_per_s": data.bytes / 1e6 / median,
         "check": f"equal to {REFERENCE_ENGINE} reference", "notes": notes,
     }
-    info.pop("address", None) if str(info.get("address", "")).startswith("in-process") else None
+    if sampler:
+        info.update(sampler.summary())
+    if measure.memray and heap.available():
+        run.prepare()
+        info.update(heap.peak_heap(run, measure.memray_dir, f"{run.engine.name}-{run.query.method}-{data.format}"))
+    if str(info.get("address", "")).startswith("in-process"):
+        info.pop("address")
     benchmark.extra_info.update(info)
     return info

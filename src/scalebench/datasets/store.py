@@ -364,7 +364,7 @@ def _generate(schema: Schema, rows: int, fmt: str, seed: int, workers: int | Non
     }
 
 
-FORK_SAFE_THREADS = ("scalebench-memory",)
+FORK_SAFE_THREADS = ("scalebench-memory",)  # measure.memory.TreeSampler.THREAD_NAME
 """Our own threads that never hold a lock a forked child could need (the memory sampler)."""
 
 

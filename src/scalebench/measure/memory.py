@@ -2,8 +2,9 @@
 process and every descendant (spawned workers, raylets, JVMs) plus any extra
 cluster pids an engine names. memray sees only its own process; this sees all.
 
-PSS (proportional set size) is used where the kernel reports it, so pages shared
-between processes (Ray's object store, forked copy-on-write pages) count once.
+Both RSS and PSS (proportional set size) are recorded: PSS counts a page shared
+by several processes (Ray's object store, forked copy-on-write pages) once, so
+it is the figure to add up across a tree; RSS is what `top` shows.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import psutil
 
 
-def _tree(extra_pids: Iterable[int]) -> list[psutil.Process]:
+def tree_processes(extra_pids: Iterable[int] = ()) -> list[psutil.Process]:
     me = psutil.Process(os.getpid())
     procs = {me.pid: me}
     try:
@@ -32,37 +34,49 @@ def _tree(extra_pids: Iterable[int]) -> list[psutil.Process]:
     return list(procs.values())
 
 
-def tree_memory(extra_pids: Iterable[int] = (), metric: str = "pss") -> int:
-    """Bytes of memory held by this process tree right now (PSS, or RSS if PSS is unavailable)."""
-    total = 0
-    for p in _tree(extra_pids):
+@dataclass(frozen=True)
+class Sample:
+    t: float
+    rss: int
+    pss: int
+    processes: int
+
+
+def tree_memory(extra_pids: Iterable[int] = ()) -> tuple[int, int, int]:
+    """(RSS, PSS, process count) of this process tree right now; PSS falls back to RSS."""
+    rss = pss = n = 0
+    for p in tree_processes(extra_pids):
         try:
-            if metric == "pss":
-                info = p.memory_full_info()
-                total += getattr(info, "pss", info.rss)
-            else:
-                total += p.memory_info().rss
+            info = p.memory_full_info()
+        except psutil.AccessDenied:
+            try:
+                info = p.memory_info()
+            except psutil.Error:
+                continue
         except psutil.Error:
-            pass
-    return total
+            continue
+        rss += info.rss
+        pss += getattr(info, "pss", info.rss)
+        n += 1
+    return rss, pss, n
 
 
 class TreeSampler:
-    """Samples tree memory every `interval` seconds between start() and stop().
+    """Samples tree memory every `interval` seconds between start() and stop()."""
 
-    Use as a context manager; `peak`, `mean` and `timeline` ((seconds, bytes) pairs) after.
-    """
+    THREAD_NAME = "scalebench-memory"
 
-    def __init__(self, interval: float = 0.05, extra_pids: Callable[[], Iterable[int]] | None = None,
-                 metric: str = "pss"):
-        self.interval, self.metric = interval, metric
+    def __init__(self, interval: float = 0.05, extra_pids: Callable[[], Iterable[int]] | None = None):
+        self.interval = interval
         self.extra_pids = extra_pids or (lambda: ())
-        self.timeline: list[tuple[float, int]] = []
+        self.samples: list[Sample] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._t0 = time.perf_counter()
 
     def _sample(self) -> None:
-        self.timeline.append((time.perf_counter() - self._t0, tree_memory(self.extra_pids(), self.metric)))
+        rss, pss, n = tree_memory(self.extra_pids())
+        self.samples.append(Sample(time.perf_counter() - self._t0, rss, pss, n))
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
@@ -70,8 +84,9 @@ class TreeSampler:
 
     def start(self) -> TreeSampler:
         self._t0 = time.perf_counter()
+        self._stop.clear()
         self._sample()
-        self._thread = threading.Thread(target=self._loop, name="scalebench-memory", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=self.THREAD_NAME, daemon=True)
         self._thread.start()
         return self
 
@@ -89,13 +104,24 @@ class TreeSampler:
         self.stop()
 
     @property
-    def peak(self) -> int:
-        return max((b for _, b in self.timeline), default=0)
+    def peak_rss(self) -> int:
+        return max((s.rss for s in self.samples), default=0)
 
     @property
-    def mean(self) -> float:
-        return sum(b for _, b in self.timeline) / len(self.timeline) if self.timeline else 0.0
+    def peak_pss(self) -> int:
+        return max((s.pss for s in self.samples), default=0)
 
-    def summary(self, prefix: str = "tree") -> dict[str, float | int | str]:
-        return {f"peak_{prefix}_{self.metric}_bytes": self.peak, f"mean_{prefix}_{self.metric}_bytes": self.mean,
-                f"{prefix}_samples": len(self.timeline), f"{prefix}_interval_s": self.interval}
+    def summary(self) -> dict[str, object]:
+        n = len(self.samples) or 1
+        return {
+            "peak_tree_rss_bytes": self.peak_rss, "peak_tree_pss_bytes": self.peak_pss,
+            "mean_tree_pss_bytes": sum(s.pss for s in self.samples) / n,
+            "tree_memory_before_bytes": self.samples[0].pss if self.samples else None,
+            "tree_memory_after_bytes": self.samples[-1].pss if self.samples else None,
+            "tree_processes_max": max((s.processes for s in self.samples), default=0),
+            "tree_samples": len(self.samples), "tree_interval_s": self.interval,
+            "tree_memory_note": "whole process tree (driver, workers, JVM, object store); PSS counts shared pages once",
+        }
+
+    def timeline(self) -> list[tuple[float, int]]:
+        return [(round(s.t, 3), s.pss) for s in self.samples]
