@@ -51,14 +51,21 @@ R = TypeVar("R")
 
 def _on_cluster(method: Callable[Concatenate[DaskEngine, P], R]) -> Callable[Concatenate[DaskEngine, P], R]:
     """Run a query with this engine's client as the current one, so that two engines in one
-    process never compute on each other's cluster (the client is not made the global default)."""
+    process never compute on each other's cluster (the client is not made the global default),
+    and name the input file in errors caused by bad input."""
 
     @functools.wraps(method)
     def run(self: DaskEngine, *args: P.args, **kwargs: P.kwargs) -> R:
         if self._client is None:
             raise RuntimeError("DaskEngine.start() was not called")
         with self._client.as_current():
-            return method(self, *args, **kwargs)
+            try:
+                return method(self, *args, **kwargs)
+            except (ValueError, TypeError) as exc:  # bad input: name the file Dask was reading
+                inp = args[0] if args else None
+                if isinstance(inp, StageInput) and str(inp.path) not in str(exc):
+                    raise ValueError(f"{inp.path}: {exc}") from exc
+                raise
 
     return run
 
@@ -192,37 +199,36 @@ class DaskEngine(Engine):
                 tracker._stop()
 
     def pids(self) -> list[int]:
-        """Workers and scheduler of a connected cluster on this machine (local ones are our children)."""
+        """Scheduler, nannies and workers of a connected cluster on this machine, for the
+        memory sampler; a local cluster's processes are our children already."""
         if self._client is None or self._cluster is not None:
             return []
         host = urlparse(self._client.scheduler.address).hostname or ""
         if host not in LOOPBACK:
             return []
         pids = {self._client.run_on_scheduler(os.getpid)}
-        for pid in self._client.run(os.getpid).values():
-            pids.add(pid)
-            proc = _proc(pid)
-            parent = proc.parent() if proc is not None else None
-            if parent is not None and parent.pid != os.getpid() and "python" in parent.name().lower():
-                pids.add(parent.pid)  # the worker's nanny
+        pids.update(self._client.run(os.getpid).values())
+        with contextlib.suppress(Exception):  # workers started without a nanny
+            pids.update(self._client.run(os.getpid, nanny=True).values())
         pids.discard(os.getpid())
         return sorted(pids)
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()
-        dashboard = None
-        if self._cluster is not None and self.spec.dashboards:
-            dashboard = self._cluster.dashboard_link
-        elif self._client is not None and self._cluster is None:
-            dashboard = self._client.dashboard_link
         info.update({
             "idiom": "dask.dataframe",
             "address": self._client.scheduler.address if self._client is not None else self.spec.address,
-            "dashboard": dashboard,
+            # a connected cluster always reports a link, even when its dashboard is off
+            "dashboard": self._client.dashboard_link if self._client is not None and self.spec.dashboards
+            else None,
             "mode": "connect" if self.spec.address else "local",
             "csv_blocksize": f"{CSV_BLOCKSIZE_MIN}..{CSV_BLOCKSIZE_MAX} bytes, >= 2 partitions per thread",
             "shuffle_method": dask.config.get("dataframe.shuffle.method", None) or "default (p2p on distributed)",
         })
+        if self._client is not None:
+            nthreads = self._client.nthreads()
+            info["cluster_workers"] = len(nthreads)
+            info["cluster_threads"] = sum(nthreads.values())
         return info
 
     # -- reading -----------------------------------------------------------------
@@ -262,6 +268,12 @@ class DaskEngine(Engine):
             df = df.rename(columns=names)
         return df
 
+    def _note(self, df: dd.DataFrame, shuffle: str | None) -> None:
+        """What a reader of the timing should know: partitions read and the shuffle, if any."""
+        self.last_notes = {"partitions": df.npartitions}
+        if shuffle:
+            self.last_notes["shuffle"] = f"{shuffle} ({dask.utils.get_default_shuffle_method()})"
+
     def _users(self, inp: StageInput) -> dd.DataFrame:
         return self._read(inp, USERS_COLUMNS, USERS_DTYPES, USERS_DATES)
 
@@ -273,6 +285,7 @@ class DaskEngine(Engine):
     def etl_users(self, inp: StageInput, out: Path) -> None:
         """dropna, drop_duplicates(subset=id) (a hash shuffle on id), to_parquet(partition_on)."""
         df = self._users(inp)[list(USERS_COLUMNS)]
+        self._note(df, "drop_duplicates: hash shuffle on id")
         df = df.dropna()
         df = df.drop_duplicates(subset=["id"])
         df = df.astype({"id": "int64", "age": "int32", "salary": "float64", "is_active": "bool"})
@@ -284,6 +297,7 @@ class DaskEngine(Engine):
     def etl_points(self, inp: StageInput, out: Path) -> None:
         """Read and write back, one Parquet file per partition (no shuffle)."""
         df = self._points(inp)[list(POINTS_COLUMNS)]
+        self._note(df, None)
         df.to_parquet(str(out), write_index=False, schema=_string_schema(df))
 
     # -- groupby -----------------------------------------------------------------
@@ -291,6 +305,7 @@ class DaskEngine(Engine):
     def groupby_points(self, inp: StageInput) -> pd.DataFrame:
         """Tree reduction (4 groups, split_out=1)."""
         df = self._points(inp)
+        self._note(df, None)
         res = df.groupby("category").agg(
             count=("x", "size"), sum_x=("x", "sum"), mean_x=("x", "mean"),
             sum_y=("y", "sum"), mean_y=("y", "mean"))
@@ -300,6 +315,7 @@ class DaskEngine(Engine):
     def groupby_age(self, inp: StageInput) -> pd.DataFrame:
         """Tree reduction (63 groups); mean skips null salaries as the semantics ask."""
         df = self._users(inp)
+        self._note(df, None)
         res = df.groupby("age").agg(count=("id", "size"), mean_salary=("salary", "mean"))
         return res.compute().reset_index()
 
@@ -307,6 +323,7 @@ class DaskEngine(Engine):
     def groupby_id_bucket(self, inp: StageInput) -> pd.DataFrame:
         """rows/100 groups: split_out=True makes Dask shuffle the partial aggregates."""
         df = self._users(inp)[["id", "salary"]]
+        self._note(df, "groupby split_out=True: hash shuffle of partial aggregates on bucket")
         df = df.assign(bucket=df["id"] // ID_BUCKET_WIDTH)
         res = df.groupby("bucket").agg(count=("id", "size"), sum_salary=("salary", "sum"),
                                        split_out=True)
@@ -318,6 +335,7 @@ class DaskEngine(Engine):
         """drop_duplicates (shuffle on id), then sort_values(...).head(): Dask turns it into a
         top-k tree reduction (per-partition sort+head, then combine), not a full sort."""
         df = self._users(inp)[["id", "name", "salary"]]
+        self._note(df, "drop_duplicates: hash shuffle on id")
         df = df.drop_duplicates(subset=["id"]).dropna(subset=["salary"])
         top = df.sort_values(["salary", "id"], ascending=[False, True]).head(TOP_EARNERS, compute=False)
         res = top.compute()
@@ -328,6 +346,7 @@ class DaskEngine(Engine):
         """drop_duplicates (shuffle on id), filter, two top-k reductions computed together so the
         shuffle runs once."""
         df = self._users(inp)[["id", "name", "age", "is_active"]]
+        self._note(df, "drop_duplicates: hash shuffle on id (shared by both top-k)")
         df = df.drop_duplicates(subset=["id"])
         df = df[df["is_active"]][["id", "name", "age"]]
         young = df.sort_values(["age", "id"], ascending=[True, True]).head(EXTREMES, compute=False)
@@ -349,6 +368,7 @@ class DaskEngine(Engine):
         (seen with 2 Parquet parts of 10k rows). Behind the barrier both passes see the same
         partitions; the price is that the boundary pass parses every column."""
         df = self._users(inp)[list(USERS_COLUMNS)]
+        self._note(df, "sort_values: range shuffle on salary quantiles")
         df = df.dropna(subset=["salary"])
         df = df.map_partitions(lambda part: part, meta=df._meta)
         df = df.sort_values(["salary", "id"], ignore_index=True)

@@ -49,8 +49,10 @@ from scalebench.stages import EXTREMES, ID_BUCKET_WIDTH, TOP_EARNERS
 MiB = 1024**2
 MIN_JAVA = 17
 """Spark 4 runs on Java 17 or newer."""
-MIN_DRIVER_MIB = 512
+MIN_HEAP_MIB = 512
 """Below this the local driver JVM cannot even plan a query."""
+MIN_OVERHEAD_MIB = 384
+"""Spark's own minimum for a JVM's memory beyond its heap (spark.executor.memoryOverhead)."""
 CSV_TIMESTAMP_FORMAT = "yyyy-MM-dd HH:mm:ss"
 LOOPBACK = "127.0.0.1"
 
@@ -95,6 +97,17 @@ logger.parquet.level = error
 """
 
 
+def _heap_mib(budget_bytes: int) -> int:
+    """The JVM heap that keeps a JVM's whole footprint within `budget_bytes`.
+
+    A JVM's resident memory is its heap plus off-heap (metaspace, threads, Netty and
+    Arrow buffers). Following Spark's memoryOverhead rule, max(384 MiB, 10 %) of the
+    budget is left for that, so the measured process tree stays near the budget.
+    """
+    budget = budget_bytes // MiB
+    return max(MIN_HEAP_MIB, budget - max(MIN_OVERHEAD_MIB, budget // 10))
+
+
 def _normalise_name(name: str) -> str:
     """Column-name normalisation of etl_users: strip, lower case, spaces to '_'."""
     return name.strip().lower().replace(" ", "_")
@@ -111,10 +124,14 @@ def _is_loopback_host(host: str | None) -> bool:
 
 @contextlib.contextmanager
 def _quiet_pyspark() -> Iterator[None]:
-    """Silence PySpark's pandas>=3 FutureWarning: our tests decide whether it works."""
+    """Silence PySpark's warnings about pandas>=3 (checked answers decide whether it works).
+
+    PySpark 4.3 warns that pandas 3 is not fully supported, and its Arrow conversion
+    passes the `copy=` keyword that pandas 3 deprecates; neither is ours to fix.
+    """
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*PySpark does not yet fully support pandas",
-                                category=FutureWarning)
+        warnings.filterwarnings("ignore", message=r".*PySpark does not yet fully support pandas")
+        warnings.filterwarnings("ignore", message=r"The copy keyword is deprecated", module=r"pyspark\.")
         yield
 
 
@@ -258,9 +275,9 @@ class SparkEngine(Engine):
                 conf["spark.ui.host"] = LOOPBACK
         if spec.address is None:
             # local mode: the driver JVM is the whole cluster, so it gets the whole budget.
-            conf["spark.driver.memory"] = f"{max(MIN_DRIVER_MIB, spec.memory_budget_bytes // MiB)}m"
+            conf["spark.driver.memory"] = f"{_heap_mib(spec.memory_budget_bytes)}m"
         else:
-            conf["spark.executor.memory"] = f"{max(MIN_DRIVER_MIB, spec.memory_per_worker_bytes // MiB)}m"
+            conf["spark.executor.memory"] = f"{_heap_mib(spec.memory_per_worker_bytes)}m"
             conf["spark.executor.cores"] = str(spec.threads_per_worker)
             conf["spark.cores.max"] = str(spec.cores)
             conf["spark.executor.instances"] = str(spec.workers)
@@ -300,7 +317,7 @@ class SparkEngine(Engine):
                 os.environ["SPARK_LOCAL_IP"] = LOOPBACK
             with _quiet_pyspark():
                 self.spark = builder.getOrCreate()
-        except Exception as exc:
+        except BaseException as exc:  # also Ctrl-C: a half-started JVM must not survive
             self._adopt_jvm()
             self.stop()
             if type(exc).__name__ == "PySparkRuntimeError" and "JAVA_GATEWAY_EXITED" in str(exc):
@@ -390,6 +407,7 @@ class SparkEngine(Engine):
             "adaptive_query_execution": True,
             "driver_memory": self._conf.get("spark.driver.memory"),
             "executor_memory": self._conf.get("spark.executor.memory"),
+            "heap_rule": "JVM heap = budget - max(384 MiB, 10 %) left for off-heap memory",
             "local_dir": self._conf.get("spark.local.dir"),
             "to_pandas": "arrow",
         })

@@ -1,0 +1,528 @@
+"""Ray engine: a local Ray cluster (or an existing one) and every stage in Ray Data.
+
+Why the start-up looks the way it does (measured with Ray 2.60 on Linux):
+
+* ``ray.init(_node_ip_address="127.0.0.1")`` is silently replaced by the machine's
+  routable address (``services.resolve_ip_for_localhost``), and then the GCS,
+  the raylet (node manager and object manager), every core worker (including the
+  driver's) listen on ``::`` (all interfaces) and the runtime-env agent on the
+  routable address. Ray keeps the loopback address only when
+  ``ray_constants.ENABLE_RAY_CLUSTER`` is false (env
+  ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, meant for single-node Windows/macOS);
+  the C++ gRPC servers then bind ``127.0.0.1`` (seen as ``::ffff:127.0.0.1``)
+  and the agents ``127.0.0.1``. We set both the already-imported constant (for
+  this driver) and the environment variable (for every process Ray spawns).
+* Ray 2.60 turns token authentication on by default for a new local cluster and
+  writes the token to ``~/.ray/auth_token``. We set ``RAY_AUTH_MODE=token``
+  explicitly with a fresh per-cluster token in a 0600 file inside the cluster's
+  private temp dir (``RAY_AUTH_TOKEN_PATH``), so nothing is written to the home
+  directory and a client without that token is refused.
+* Usage statistics are switched off (``RAY_USAGE_STATS_ENABLED=0``).
+
+Cluster shape: Ray schedules tasks on CPU slots, not on "workers with threads";
+``num_cpus = workers * threads_per_worker`` gives as many concurrent task
+processes as the spec has cores.
+
+Queries use Ray Data. Ray Data has no drop-duplicates and no top-k primitive, so
+duplicate ids are dropped by a hash repartition on ``id`` followed by a
+per-partition ``map_batches`` (the same contract ``GroupedData.map_groups``
+relies on: a key never spans two output blocks), and top-k answers are a
+per-block ``map_batches`` top-k followed by a small combine on the driver.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import secrets
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import psutil
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import ray
+import ray._private.ray_constants as ray_constants
+import ray.data
+from ray.data.aggregate import Count, Mean, Sum
+from ray.data.datatype import DataType
+from ray.data.expressions import col
+
+from scalebench.engines.base import ClusterSpec, Engine, EngineUnavailable, StageInput
+from scalebench.stages import EXTREMES, ID_BUCKET_WIDTH, TOP_EARNERS
+
+log = logging.getLogger(__name__)
+
+MiB = 1024**2
+OBJECT_STORE_FRACTION = 0.4
+"""Share of the memory budget given to the object store; the rest is left to worker heaps."""
+ROWS_PER_SHUFFLE_PARTITION = 1_000_000
+"""Target rows per hash/sort partition: bounded memory per reduce task at any size."""
+_MARKER_ENV = "SCALEBENCH_RAY_SESSION"
+"""Inherited by every process of a cluster we start, so stop() can find stragglers."""
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "points": pa.schema([("id", pa.int64()), ("x", pa.float64()), ("y", pa.float64()),
+                         ("category", pa.string())]),
+    "users": pa.schema([("id", pa.int64()), ("name", pa.string()), ("age", pa.int32()),
+                        ("salary", pa.float64()), ("signup_date", pa.timestamp("us")),
+                        ("is_active", pa.bool_())]),
+}
+_USERS_OUT_TYPES: dict[str, pa.DataType] = {
+    "id": pa.int64(), "name": pa.string(), "age": pa.int32(), "salary": pa.float64(),
+    "signup_date": pa.date32(), "is_active": pa.bool_(),
+}
+
+
+def normalise_name(name: str) -> str:
+    """Column-name rule of etl_users: strip, lower case, spaces to underscores."""
+    return name.strip().lower().replace(" ", "_")
+
+
+# -- batch functions (run inside Ray tasks; module-level so they pickle by reference) ----
+
+
+def _clean_users(tbl: pa.Table) -> pa.Table:
+    """etl_users per batch: normalised names, target types, signup_date as a date, no nulls."""
+    tbl = tbl.rename_columns([normalise_name(c) for c in tbl.column_names])
+    cols = []
+    for name, typ in _USERS_OUT_TYPES.items():
+        column = tbl[name]
+        if name == "signup_date" and pa.types.is_timestamp(column.type):
+            column = pc.cast(column, pa.date32())
+        cols.append(pc.cast(column, typ))
+    return pa.Table.from_arrays(cols, names=list(_USERS_OUT_TYPES)).drop_null()
+
+
+def _first_per_id(tbl: pa.Table) -> pa.Table:
+    """Keep the first row of every id in this block (ids never span blocks here)."""
+    if tbl.num_rows == 0:
+        return tbl
+    _, first = np.unique(tbl["id"].to_numpy(), return_index=True)
+    return tbl.take(pa.array(np.sort(first)))
+
+
+def _top_distinct(tbl: pa.Table, k: int, sort_keys: list[tuple[str, str]]) -> pa.Table:
+    """The first k rows with distinct ids in `sort_keys` order.
+
+    select_k on a growing prefix instead of a full sort: the prefix of the total
+    order that holds k distinct ids is all a later combine can need.
+    """
+    n = tbl.num_rows
+    want = min(n, 2 * k)
+    while True:
+        idx = pc.select_k_unstable(tbl, k=want, sort_keys=sort_keys) if want else pa.array([], pa.uint64())
+        top = tbl.take(idx)
+        top = _first_per_id(top).sort_by(sort_keys)
+        if top.num_rows >= k or want >= n:
+            return top.slice(0, k)
+        want = min(n, want * 4)
+
+
+_EARNER_KEYS = [("salary", "descending"), ("id", "ascending")]
+_YOUNG_KEYS = [("age", "ascending"), ("id", "ascending")]
+_OLD_KEYS = [("age", "descending"), ("id", "ascending")]
+
+
+def _top_earners_block(tbl: pa.Table) -> pa.Table:
+    tbl = tbl.filter(pc.is_valid(tbl["salary"]))
+    return _top_distinct(tbl, TOP_EARNERS, _EARNER_KEYS)
+
+
+def _extremes_block(tbl: pa.Table) -> pa.Table:
+    tbl = tbl.filter(pc.fill_null(tbl["is_active"], False)).drop_columns(["is_active"])
+    young = _top_distinct(tbl, EXTREMES, _YOUNG_KEYS)
+    old = _top_distinct(tbl, EXTREMES, _OLD_KEYS)
+    return pa.concat_tables([
+        young.append_column("end", pa.array(["youngest"] * young.num_rows, pa.string())),
+        old.append_column("end", pa.array(["oldest"] * old.num_rows, pa.string())),
+    ])
+
+
+def _combine_top(cands: pd.DataFrame, k: int, by: list[str], ascending: list[bool]) -> pd.DataFrame:
+    """Driver-side combine of per-block candidates (at most blocks x k rows)."""
+    cands = cands.sort_values(by, ascending=ascending, kind="stable")
+    return cands.drop_duplicates("id", keep="first").head(k).reset_index(drop=True)
+
+
+# -- the engine -----------------------------------------------------------------------
+
+
+class RayEngine(Engine):
+    """Ray 2.x: local single-node cluster on loopback with token auth, queries in Ray Data."""
+
+    name: ClassVar[str] = "ray"
+
+    IDIOMS: ClassVar[dict[str, str]] = {
+        "etl_users": "ray-data: read, map_batches(clean), repartition(keys=id)+map_batches(dedupe), "
+                     "write_parquet(partition_cols)",
+        "etl_points": "ray-data: read, write_parquet",
+        "groupby_points": "ray-data: groupby().aggregate",
+        "groupby_age": "ray-data: groupby().aggregate",
+        "groupby_id_bucket": "ray-data: with_column(expr), groupby().aggregate",
+        "sort_top_earners": "ray-data: map_batches(per-block dedupe+top-k) + driver combine",
+        "sort_active_extremes": "ray-data: map_batches(per-block dedupe+top-k) + driver combine",
+        "sort_global": "ray-data: filter(expr), sort, write_parquet",
+    }
+
+    WORKER_POOL_PER_CORE: ClassVar[int] = 2
+    """Idle worker processes kept per CPU (RayConfig num_workers_soft_limit).
+
+    Ray Data's shuffle-map tasks run with their own runtime_env, hence in a second
+    pool of worker processes. With the default soft limit (= num_cpus) the raylet
+    kills idle workers of one pool to make room for the other, so every shuffle
+    re-spawned its workers: 1M-row groupby 6 s instead of 1.5 s, etl_users 7.5 s
+    instead of 2.2 s on 2 cores. Two per core keeps both pools warm.
+    """
+
+    PARQUET_DATASOURCE_V2: ClassVar[bool] = False
+    """DataContext.use_datasource_v2 (Ray's default: True).
+
+    The V2 Parquet reader lists files through a pool of footer-reading actors that
+    it creates and kills on every execution; on a local disk that costs ~0.8 s per
+    query (1M-row groupby 1.2 s with V2, 0.4 s with V1 on 2 cores).
+    """
+
+    BLOCKS_PER_CORE: ClassVar[int] = 2
+    """DataContext.read_op_min_num_blocks = BLOCKS_PER_CORE * cores (Ray's default: 200)."""
+
+    def __init__(self, spec: ClusterSpec) -> None:
+        super().__init__(spec)
+        self._started = False
+        self._owns_cluster = False
+        self._tmp: Path | None = None
+        self._marker: str | None = None
+        self._saved_env: dict[str, str | None] = {}
+        self._saved_cluster_flag: bool | None = None
+        self._address: str | None = None
+        self._dashboard_url: str | None = None
+        self.init_seconds: float | None = None
+        self.shutdown_seconds: float | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+    def version(self) -> str:
+        return ray.__version__
+
+    def start(self) -> None:
+        """Start a loopback-only local cluster with token auth, or connect to spec.address."""
+        if self._started:
+            return
+        if ray.is_initialized():
+            raise EngineUnavailable("ray is already initialised in this process; one cluster per process")
+        t0 = time.perf_counter()
+        try:
+            if self.spec.address:
+                self._connect(self.spec.address)
+            else:
+                self._start_local()
+        except BaseException:
+            self.stop()
+            raise
+        self.init_seconds = time.perf_counter() - t0
+        self._configure_data()
+        self._started = True
+
+    def _set_env(self, name: str, value: str | None) -> None:
+        if name not in self._saved_env:
+            self._saved_env[name] = os.environ.get(name)
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+    def _loopback_only(self) -> None:
+        """Keep 127.0.0.1 as the node address (see module docstring) in this process and children."""
+        self._set_env("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        if self._saved_cluster_flag is None:
+            self._saved_cluster_flag = ray_constants.ENABLE_RAY_CLUSTER
+        ray_constants.ENABLE_RAY_CLUSTER = False
+
+    def _connect(self, address: str) -> None:
+        host = address.split("://")[-1].rsplit(":", 1)[0].strip("[]")
+        if host in ("127.0.0.1", "localhost", "::1"):
+            self._loopback_only()  # otherwise Ray rewrites 127.0.0.1 to the routable address
+        self._set_env("RAY_USAGE_STATS_ENABLED", "0")
+        ctx = ray.init(address=address, log_to_driver=False, configure_logging=True,
+                       logging_level=logging.WARNING)
+        self._address = address
+        self._dashboard_url = getattr(ctx, "dashboard_url", None) or None
+
+    def _start_local(self) -> None:
+        from ray._raylet import AuthenticationTokenLoader, Config
+
+        spec = self.spec
+        # a short private root: Ray's unix socket paths must stay under ~107 characters
+        self._tmp = Path(tempfile.mkdtemp(prefix="sbray-", dir="/tmp"))
+        self._marker = str(self._tmp)
+        if spec.spill_dir is not None:
+            spill = Path(spec.spill_dir) / f"ray-spill-{self._tmp.name}"
+        else:
+            spill = self._tmp / "spill"
+        spill.mkdir(parents=True, exist_ok=True)
+        token_path = self._tmp / "auth_token"
+        fd = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+
+        self._loopback_only()
+        self._set_env(_MARKER_ENV, self._marker)
+        self._set_env("RAY_USAGE_STATS_ENABLED", "0")
+        self._set_env("RAY_AUTH_MODE", "token")
+        self._set_env("RAY_AUTH_TOKEN", None)  # would take precedence over our file
+        self._set_env("RAY_AUTH_TOKEN_PATH", str(token_path))
+        # read_parquet starts 32 footer-reading actors (worker processes) per execution,
+        # sized for cloud object stores; on local disk that is ~1 s and a burst of
+        # processes per query. Workers read this at import, so set it before init.
+        self._set_env("RAY_DATA_PARQUET_FOOTER_NUM_ACTORS", str(max(1, spec.cores // 2)))
+        # RayConfig and the token loader cache what they saw at import time
+        Config.initialize("")
+        AuthenticationTokenLoader.instance().reset_cache()
+
+        object_store = max(ray_constants.OBJECT_STORE_MINIMUM_MEMORY_BYTES,
+                           int(spec.memory_budget_bytes * OBJECT_STORE_FRACTION))
+        heap = max(spec.memory_budget_bytes - object_store, 256 * MiB)
+        ctx = ray.init(
+            address="local",  # never attach to RAY_ADDRESS or a cluster found on disk
+            num_cpus=spec.cores,
+            num_gpus=0,
+            object_store_memory=object_store,
+            include_dashboard=spec.dashboards,
+            dashboard_host="127.0.0.1",
+            log_to_driver=False,
+            configure_logging=True,
+            logging_level=logging.WARNING,
+            _node_ip_address="127.0.0.1",
+            _temp_dir=str(self._tmp),
+            _memory=heap,
+            object_spilling_directory=str(spill),
+            _system_config=self._system_config(),
+        )
+        self._owns_cluster = True
+        self._address = ctx.address_info.get("gcs_address")
+        self._dashboard_url = getattr(ctx, "dashboard_url", None) or None
+
+    def _system_config(self) -> dict[str, Any]:
+        return {"num_workers_soft_limit": self.WORKER_POOL_PER_CORE * self.spec.cores}
+
+    def _configure_data(self) -> None:
+        """Quiet Ray Data: no progress bars, no per-execution banners, no stats dumps."""
+        dctx = ray.data.DataContext.get_current()
+        dctx.enable_progress_bars = False
+        dctx.enable_operator_progress_bars = False
+        dctx.print_on_execution_start = False
+        dctx.enable_auto_log_stats = False
+        dctx.verbose_stats_logs = False
+        dctx.use_datasource_v2 = self.PARQUET_DATASOURCE_V2
+        # Ray splits every read into >= 200 blocks (sized for big clusters): on 2 cores a
+        # 1M-row read became 36 blocks and 36 map tasks, ~1 s of pure scheduling.
+        # Blocks stay capped by target_max_block_size (128 MiB) at any data size.
+        dctx.read_op_min_num_blocks = self.BLOCKS_PER_CORE * self.spec.cores
+        # Ray Data's own console handler prints an INFO line per execution and per write;
+        # its file log (ray-data.log in the session dir) keeps everything
+        for handler in logging.getLogger("ray.data").handlers:
+            if handler.name == "console":
+                handler.setLevel(logging.WARNING)
+        # turning the bars off logs a WARNING about it once per process
+        logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
+
+    def stop(self) -> None:
+        """Shut Ray down, then kill anything of ours still alive and prove none is left."""
+        t0 = time.perf_counter()
+        with contextlib.suppress(Exception):
+            if ray.is_initialized():
+                ray.shutdown()
+        if self._owns_cluster or self._marker is not None:
+            leftovers = self._our_processes()
+            for p in leftovers:
+                with contextlib.suppress(psutil.Error):
+                    p.terminate()
+            _, alive = psutil.wait_procs(leftovers, timeout=5)
+            for p in alive:
+                with contextlib.suppress(psutil.Error):
+                    p.kill()
+            _, alive = psutil.wait_procs(alive, timeout=5)
+            if alive:
+                raise RuntimeError(f"ray processes survived stop(): {[p.pid for p in alive]}")
+        self._restore_env()
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            if self.spec.spill_dir is not None:
+                shutil.rmtree(Path(self.spec.spill_dir) / f"ray-spill-{self._tmp.name}", ignore_errors=True)
+        if self._started or self._owns_cluster:
+            self.shutdown_seconds = time.perf_counter() - t0
+        self._tmp = None
+        self._marker = None
+        self._owns_cluster = False
+        self._started = False
+
+    def _restore_env(self) -> None:
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env.clear()
+        if self._saved_cluster_flag is not None:
+            ray_constants.ENABLE_RAY_CLUSTER = self._saved_cluster_flag
+            self._saved_cluster_flag = None
+
+    def _our_processes(self) -> list[psutil.Process]:
+        """Descendants of this process plus any process carrying our session marker."""
+        me = os.getpid()
+        found: dict[int, psutil.Process] = {}
+        with contextlib.suppress(psutil.Error):
+            for p in psutil.Process(me).children(recursive=True):
+                if _is_ray_process(p):
+                    found[p.pid] = p
+        if self._marker is not None:
+            for p in psutil.process_iter():
+                if p.pid == me or p.pid in found:
+                    continue
+                with contextlib.suppress(psutil.Error):
+                    if p.environ().get(_MARKER_ENV) == self._marker:
+                        found[p.pid] = p
+        return list(found.values())
+
+    def pids(self) -> list[int]:
+        """Processes of our cluster that are not descendants of this process (orphans only)."""
+        if self._marker is None:
+            return []
+        with contextlib.suppress(psutil.Error):
+            mine = {p.pid for p in psutil.Process().children(recursive=True)}
+            return [p.pid for p in self._our_processes() if p.pid not in mine]
+        return []
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d.update({
+            "idiom": "ray-data",
+            "idioms": dict(self.IDIOMS),
+            "address": self._address or self.spec.address,
+            "mode": "connect" if self.spec.address else "local",
+            "num_cpus": self.spec.cores,
+            "object_store_memory_bytes": max(ray_constants.OBJECT_STORE_MINIMUM_MEMORY_BYTES,
+                                             int(self.spec.memory_budget_bytes * OBJECT_STORE_FRACTION)),
+            "listen": "127.0.0.1 only (ENABLE_RAY_CLUSTER=false)" if not self.spec.address else "n/a (connect)",
+            "auth": "token (per-cluster, RAY_AUTH_TOKEN_PATH)" if not self.spec.address else
+                    os.environ.get("RAY_AUTH_MODE", "cluster default"),
+            "csv_reader": "ray.data.read_csv: one read task per file (a single CSV is not split)",
+            "init_seconds": self.init_seconds,
+            "shutdown_seconds": self.shutdown_seconds,
+            "dashboard_url": self._dashboard_url,
+        })
+        return d
+
+    # -- reading ---------------------------------------------------------------------
+    def _read(self, inp: StageInput, columns: list[str] | None = None) -> ray.data.Dataset:
+        """Dataset of `inp` with the documented types; CSV with an explicit schema, no inference."""
+        self._require_started()
+        # shuffles without an explicit partition count (sort) default to 200 partitions,
+        # i.e. 200 tiny files for 1M rows; size them like every other shuffle instead.
+        # Datasets copy the current DataContext when created, so this binds this query only.
+        partitions = self._partitions(inp)
+        ray.data.DataContext.get_current().default_hash_shuffle_parallelism = partitions
+        self.last_notes["shuffle_partitions"] = partitions
+        schema = SCHEMAS[inp.dataset]
+        if inp.format == "parquet":
+            ds = ray.data.read_parquet(str(inp.path), file_extensions=["parquet"])
+            return ds if columns is None else ds.select_columns(columns)
+        if inp.format != "csv":
+            raise ValueError(f"{inp.path}: unknown format {inp.format!r} (csv or parquet)")
+        with open(inp.path, encoding="utf-8") as f:
+            header = f.readline().rstrip("\r\n").split(",")
+        by_norm = {normalise_name(h): h for h in header}
+        missing = [c for c in schema.names if c not in by_norm]
+        if missing:
+            raise ValueError(f"{inp.path}: missing column(s) {missing}; header has {header}")
+        types = {by_norm[c]: schema.field(c).type for c in schema.names}
+        include = [by_norm[c] for c in (columns or schema.names)]
+        convert = pacsv.ConvertOptions(column_types=types, include_columns=include,
+                                       strings_can_be_null=False)
+        return ray.data.read_csv(str(inp.path), convert_options=convert, file_extensions=None)
+
+    def _require_started(self) -> None:
+        if not self._started:
+            raise RuntimeError("RayEngine: call start() before running a query")
+
+    def _partitions(self, inp: StageInput, minimum: int | None = None) -> int:
+        """Shuffle partitions: about ROWS_PER_SHUFFLE_PARTITION rows each, at least one per core."""
+        lo = self.spec.cores if minimum is None else minimum
+        return max(lo, math.ceil(max(inp.rows, 1) / ROWS_PER_SHUFFLE_PARTITION))
+
+    def _dedupe_ids(self, ds: ray.data.Dataset, inp: StageInput) -> ray.data.Dataset:
+        """Drop duplicate ids: hash repartition on id, then keep the first row per id in each block."""
+        return (ds.repartition(self._partitions(inp), keys=["id"])
+                .map_batches(_first_per_id, batch_format="pyarrow", batch_size=None))
+
+    # -- stage queries ---------------------------------------------------------------
+    def etl_users(self, inp: StageInput, out: Path) -> None:
+        ds = self._read(inp).map_batches(_clean_users, batch_format="pyarrow", batch_size=None)
+        ds = self._dedupe_ids(ds, inp)
+        ds.write_parquet(str(out), partition_cols=["is_active"])
+
+    def etl_points(self, inp: StageInput, out: Path) -> None:
+        self._read(inp).write_parquet(str(out))
+
+    def groupby_points(self, inp: StageInput) -> pd.DataFrame:
+        ds = self._read(inp, ["x", "y", "category"])
+        res = ds.groupby("category", num_partitions=1).aggregate(
+            Count(alias_name="count"),
+            Sum("x", alias_name="sum_x"), Mean("x", alias_name="mean_x"),
+            Sum("y", alias_name="sum_y"), Mean("y", alias_name="mean_y"),
+        ).to_pandas()
+        return res[["category", "count", "sum_x", "mean_x", "sum_y", "mean_y"]]
+
+    def groupby_age(self, inp: StageInput) -> pd.DataFrame:
+        ds = self._read(inp, ["age", "salary"])
+        res = ds.groupby("age", num_partitions=1).aggregate(
+            Count(alias_name="count"),
+            Mean("salary", ignore_nulls=True, alias_name="mean_salary"),
+        ).to_pandas()
+        return res[["age", "count", "mean_salary"]]
+
+    def groupby_id_bucket(self, inp: StageInput) -> pd.DataFrame:
+        ds = self._read(inp, ["id", "salary"]).with_column(
+            "bucket", (col("id") // ID_BUCKET_WIDTH).cast(DataType.int64()))  # floor() yields float64
+        res = ds.groupby("bucket", num_partitions=self._partitions(inp)).aggregate(
+            Count(alias_name="count"),
+            Sum("salary", ignore_nulls=True, alias_name="sum_salary"),
+        ).to_pandas()
+        return res[["bucket", "count", "sum_salary"]]
+
+    def sort_top_earners(self, inp: StageInput) -> pd.DataFrame:
+        ds = self._read(inp, ["id", "name", "salary"])
+        cands = ds.map_batches(_top_earners_block, batch_format="pyarrow", batch_size=None).to_pandas()
+        top = _combine_top(cands, TOP_EARNERS, ["salary", "id"], [False, True])
+        return top[["id", "name", "salary"]]
+
+    def sort_active_extremes(self, inp: StageInput) -> pd.DataFrame:
+        ds = self._read(inp, ["id", "name", "age", "is_active"])
+        cands = ds.map_batches(_extremes_block, batch_format="pyarrow", batch_size=None).to_pandas()
+        young = _combine_top(cands[cands["end"] == "youngest"], EXTREMES, ["age", "id"], [True, True])
+        old = _combine_top(cands[cands["end"] == "oldest"], EXTREMES, ["age", "id"], [False, True])
+        return pd.concat([young, old], ignore_index=True)[["end", "id", "name", "age"]]
+
+    def sort_global(self, inp: StageInput, out: Path) -> None:
+        ds = self._read(inp).filter(expr=col("salary").is_not_null())
+        ds.sort(["salary", "id"]).write_parquet(str(out))
+
+
+def _is_ray_process(p: psutil.Process) -> bool:
+    """Whether a descendant belongs to Ray (not, say, a memory sampler the caller started)."""
+    with contextlib.suppress(psutil.Error):
+        name = p.name()
+        if name in ("gcs_server", "raylet") or name.startswith("ray::"):
+            return True
+        return any("site-packages/ray/" in part for part in p.cmdline()[:3])
+    return False
+
+
+ENGINE = RayEngine
