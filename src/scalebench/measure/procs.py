@@ -85,7 +85,13 @@ def listeners(procs: list[psutil.Process]) -> list[Listener]:
     return found
 
 
+def is_loopback(ip: str) -> bool:
+    """127.0.0.0/8, ::1, and IPv4-mapped loopback (::ffff:127.0.0.1, as Ray's gRPC reports it)."""
+    addr = ipaddress.ip_address(ip.split("%")[0])
+    mapped = getattr(addr, "ipv4_mapped", None)
+    return addr.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
 def exposed(found: list[Listener]) -> list[Listener]:
     """Listeners reachable from off this machine: not loopback, not in a loopback-only namespace."""
-    return [x for x in found
-            if not ipaddress.ip_address(x.ip.split("%")[0]).is_loopback and not loopback_only_namespace(x.pid)]
+    return [x for x in found if not is_loopback(x.ip) and not loopback_only_namespace(x.pid)]
