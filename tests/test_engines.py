@@ -32,6 +32,7 @@ def _engine_or_skip(name: str, **spec):
 
 @pytest.mark.parametrize("name", ENGINE_NAMES)
 def test_engine_starts_on_loopback_and_stops_clean(name, data_dir, tmp_path):
+    data = ensure("points", TINY, "parquet", data_dir=data_dir)  # before the snapshot: a generator may fork
     before = {p.pid for p in descendants()}
     engine = _engine_or_skip(name)
     try:
@@ -39,7 +40,6 @@ def test_engine_starts_on_loopback_and_stops_clean(name, data_dir, tmp_path):
     except EngineUnavailable as exc:
         pytest.skip(str(exc))
     try:
-        data = ensure("points", TINY, "parquet", data_dir=data_dir)
         result = engine.groupby_points(stage_input(data))  # workers have really worked
         assert int(result["count"].sum()) == TINY
         started = [p for p in descendants() if p.pid not in before]

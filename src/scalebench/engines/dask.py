@@ -25,6 +25,7 @@ import distributed
 import pandas as pd
 import psutil
 import pyarrow as pa
+from dask.utils import get_default_shuffle_method
 
 from scalebench.engines.base import ClusterSpec, Engine, EngineUnavailable, StageInput
 from scalebench.stages import EXTREMES, ID_BUCKET_WIDTH, TOP_EARNERS
@@ -42,6 +43,10 @@ USERS_COLUMNS = ("id", "name", "age", "salary", "signup_date", "is_active")
 POINTS_COLUMNS = ("id", "x", "y", "category")
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 STRING_COLUMNS = ("name", "category")
+NO_WORKERS_TIMEOUT = "60s"
+"""Tasks fail instead of waiting forever when a local cluster has lost every worker."""
+IDLE_MEMORY_SHARE = 0.5
+"""start() refuses a budget where an idle worker already uses more than this share."""
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
@@ -58,6 +63,7 @@ def _on_cluster(method: Callable[Concatenate[DaskEngine, P], R]) -> Callable[Con
     def run(self: DaskEngine, *args: P.args, **kwargs: P.kwargs) -> R:
         if self._client is None:
             raise RuntimeError("DaskEngine.start() was not called")
+        self._check_workers()
         with self._client.as_current():
             try:
                 return method(self, *args, **kwargs)
@@ -126,20 +132,22 @@ class DaskEngine(Engine):
         logging.getLogger("distributed.shuffle._scheduler_plugin").setLevel(logging.ERROR)
         before = {p.pid for p in psutil.Process().children(recursive=True)}
         try:
-            self._cluster = distributed.LocalCluster(
-                n_workers=self.spec.workers,
-                threads_per_worker=self.spec.threads_per_worker,
-                processes=True,
-                host="127.0.0.1",
-                memory_limit=self.spec.memory_per_worker_bytes,
-                local_directory=str(spill),
-                # None turns the Bokeh dashboard off; the scheduler still serves
-                # /health on an HTTP port, which we keep on a random loopback port
-                # instead of its default 8787 so parallel clusters do not collide.
-                dashboard_address="127.0.0.1:0" if self.spec.dashboards else None,
-                scheduler_kwargs=None if self.spec.dashboards else {"dashboard_address": "127.0.0.1:0"},
-                worker_dashboard_address=None,
-            )
+            with dask.config.set({"distributed.scheduler.no-workers-timeout": NO_WORKERS_TIMEOUT}):
+                self._cluster = distributed.LocalCluster(
+                    n_workers=self.spec.workers,
+                    threads_per_worker=self.spec.threads_per_worker,
+                    processes=True,
+                    host="127.0.0.1",
+                    memory_limit=self.spec.memory_per_worker_bytes,
+                    local_directory=str(spill),  # workers' spill and P2P shuffle files
+                    # None turns the Bokeh dashboard off; the scheduler still serves
+                    # /health on an HTTP port, which we keep on a random loopback port
+                    # instead of its default 8787 so parallel clusters do not collide.
+                    dashboard_address="127.0.0.1:0" if self.spec.dashboards else None,
+                    scheduler_kwargs={"local_directory": str(spill),
+                                      **({} if self.spec.dashboards else {"dashboard_address": "127.0.0.1:0"})},
+                    worker_dashboard_address=None,
+                )
             self._client = distributed.Client(self._cluster, set_as_default=False)
             self._client.wait_for_workers(self.spec.workers)
         except Exception as exc:
@@ -148,6 +156,32 @@ class DaskEngine(Engine):
             raise EngineUnavailable(f"dask LocalCluster did not start: {exc}") from exc
         self._started_pids = {p.pid for p in psutil.Process().children(recursive=True)} - before
         self._check_loopback()
+        self._check_idle_memory()
+
+    def _check_idle_memory(self) -> None:
+        """An idle worker holds ~220 MiB (pandas, pyarrow); under a budget that leaves no room
+        for data the nanny restarts workers until tasks fail, so refuse such a budget up front."""
+        assert self._cluster is not None
+        idle = max((p.memory_info().rss for p in map(_proc, _worker_pids(self._cluster)) if p is not None),
+                   default=0)
+        limit = self.spec.memory_per_worker_bytes
+        if idle > IDLE_MEMORY_SHARE * limit:
+            self.stop()
+            raise EngineUnavailable(
+                f"dask: an idle worker already uses {idle >> 20} MiB of its {limit >> 20} MiB budget; "
+                f"give each worker at least {int(idle / IDLE_MEMORY_SHARE) >> 20} MiB "
+                f"(memory budget >= {int(idle / IDLE_MEMORY_SHARE * self.spec.workers) >> 20} MiB)")
+
+    def _check_workers(self) -> None:
+        """A local cluster whose workers were all killed (memory limit) and not restarted would
+        make the next query wait forever; fail it with a clear message instead."""
+        if self._cluster is None or self._client is None:
+            return
+        try:
+            self._client.wait_for_workers(1, timeout=NO_WORKERS_TIMEOUT)
+        except TimeoutError as exc:
+            raise RuntimeError(f"dask cluster at {self._client.scheduler.address} has no live worker "
+                               f"(killed at the memory limit of {self.spec.memory_per_worker_bytes} bytes?)") from exc
 
     def _check_loopback(self) -> None:
         """Fail loudly if any listening socket of the cluster is off loopback."""
@@ -166,6 +200,8 @@ class DaskEngine(Engine):
         """Close client and cluster, then kill any worker or nanny process that survived."""
         client, cluster = self._client, self._cluster
         self._client = self._cluster = None
+        if cluster is not None:  # workers a nanny restarted after start() are ours too
+            self._started_pids.update(_worker_pids(cluster))
         if client is not None:
             with contextlib.suppress(Exception):
                 client.close(timeout=10)
@@ -272,7 +308,7 @@ class DaskEngine(Engine):
         """What a reader of the timing should know: partitions read and the shuffle, if any."""
         self.last_notes = {"partitions": df.npartitions}
         if shuffle:
-            self.last_notes["shuffle"] = f"{shuffle} ({dask.utils.get_default_shuffle_method()})"
+            self.last_notes["shuffle"] = f"{shuffle} ({get_default_shuffle_method()})"
 
     def _users(self, inp: StageInput) -> dd.DataFrame:
         return self._read(inp, USERS_COLUMNS, USERS_DTYPES, USERS_DATES)
@@ -365,8 +401,9 @@ class DaskEngine(Engine):
         boundaries, sort_values reads only `salary`, and the optimizer fuses such narrow reads
         into fewer partitions (FusedIO / FusedParquetIO); with one fused partition the data look
         "presorted" and Dask sorts each real partition on its own, so part files overlap
-        (seen with 2 Parquet parts of 10k rows). Behind the barrier both passes see the same
-        partitions; the price is that the boundary pass parses every column."""
+        (dask 2026.8 on the 2-part Parquet users sets of 20k and 1M rows). Behind the barrier
+        both passes see the same partitions; the price is that the boundary pass reads every
+        column."""
         df = self._users(inp)[list(USERS_COLUMNS)]
         self._note(df, "sort_values: range shuffle on salary quantiles")
         df = df.dropna(subset=["salary"])
@@ -379,6 +416,17 @@ def _string_schema(df: dd.DataFrame) -> dict[str, pa.DataType]:
     """Write the documented Parquet string type, not the large_string that pandas' str maps to
     (Dask rejects a schema entry for a column the frame lacks, hence the filter)."""
     return {c: pa.string() for c in STRING_COLUMNS if c in df.columns}
+
+
+def _worker_pids(cluster: distributed.LocalCluster) -> set[int]:
+    """Current worker processes of a local cluster, read from its nannies."""
+    pids: set[int] = set()
+    for nanny in list(cluster.workers.values()):
+        with contextlib.suppress(Exception):
+            pid = nanny.process.process.pid
+            if pid:
+                pids.add(pid)
+    return pids
 
 
 def _proc(pid: int) -> psutil.Process | None:
