@@ -13,7 +13,10 @@ to pandas, through Arrow (``toPandas()``), and writes go straight to Parquet.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
+import importlib.util
 import ipaddress
 import os
 import re
@@ -22,14 +25,16 @@ import subprocess
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlparse
 
 import pandas as pd
 import psutil
 import pyspark
+from py4j.protocol import Py4JJavaError
+from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
@@ -108,6 +113,49 @@ def _heap_mib(budget_bytes: int) -> int:
     return max(MIN_HEAP_MIB, budget - max(MIN_OVERHEAD_MIB, budget // 10))
 
 
+class SparkQueryError(RuntimeError):
+    """A query failed inside Spark; the message keeps the cause chain, not the JVM stack."""
+
+
+_NOISE = re.compile(r"^(at |\.\.\. \d+ more|JVM stacktrace|An error occurred while calling"
+                    r"|org\.apache\.spark\.SparkException: Exception thrown in awaitResult)")
+
+
+def _concise(exc: BaseException) -> str:
+    """Spark's error as a few lines: error classes, file names and root cause, no stack frames."""
+    lines: list[str] = []
+    for line in str(exc).splitlines():
+        text = line.strip().removeprefix(": ")
+        if text and not _NOISE.match(text) and text not in lines:
+            lines.append(text)
+    return " | ".join(lines[:8]) or type(exc).__name__
+
+
+_Q = TypeVar("_Q", bound=Callable[..., Any])
+
+
+def _clear_errors(method: _Q) -> _Q:
+    """Turn a failed query's Py4J error (pages of JVM stack) into one message naming the input."""
+
+    @functools.wraps(method)
+    def run(self: SparkEngine, inp: StageInput, *args: Any) -> Any:
+        if inp.format == "csv" and inp.path.is_file() and inp.path.stat().st_size == 0:
+            raise SparkQueryError(f"spark {method.__name__}: {inp.path} is empty (no header, no rows)")
+        try:
+            return method(self, inp, *args)
+        except (Py4JJavaError, PySparkException) as exc:
+            raise SparkQueryError(f"spark {method.__name__} on {inp.path}: {_concise(exc)}") from exc
+
+    return run  # type: ignore[return-value]
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # a missing parent package
+        return False
+
+
 def _normalise_name(name: str) -> str:
     """Column-name normalisation of etl_users: strip, lower case, spaces to '_'."""
     return name.strip().lower().replace(" ", "_")
@@ -132,6 +180,8 @@ def _quiet_pyspark() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*PySpark does not yet fully support pandas")
         warnings.filterwarnings("ignore", message=r"The copy keyword is deprecated", module=r"pyspark\.")
+        # A failing query is re-raised by _clear_errors; this warning only repeats it.
+        warnings.filterwarnings("ignore", message=r"toPandas attempted Arrow optimization")
         yield
 
 
@@ -330,16 +380,22 @@ class SparkEngine(Engine):
             else:
                 os.environ["SPARK_LOCAL_IP"] = saved_ip
         self._adopt_jvm()
+        # A script that never calls stop() still gets its JVM ended and scratch removed.
+        atexit.register(self.stop)
         self.spark.sparkContext.setLogLevel("WARN")
 
     def _start_connect(self) -> None:
         """Spark Connect (sc://host:port): a pure client, nothing is launched here."""
+        missing = [m for m in ("grpc", "grpc_status", "google.rpc", "zstandard") if not _importable(m)]
+        if missing:
+            raise EngineUnavailable(f"spark: {self.master} needs the Spark Connect client, missing "
+                                    f"{', '.join(missing)} (pip install 'pyspark[connect]')")
         try:
-            self.spark = SparkSession.builder.remote(self.master).config(
-                "spark.sql.execution.arrow.pyspark.enabled", "true").getOrCreate()
-        except ImportError as exc:
-            raise EngineUnavailable(f"spark: {self.master} needs the Spark Connect client "
-                                    f"(pip install 'pyspark[connect]'): {exc}") from exc
+            with _quiet_pyspark():
+                self.spark = SparkSession.builder.remote(self.master).config(
+                    "spark.sql.execution.arrow.pyspark.enabled", "true").getOrCreate()
+        except (ImportError, SystemExit) as exc:  # pyspark's connect check may sys.exit()
+            raise EngineUnavailable(f"spark: the Spark Connect client cannot load: {exc}") from exc
 
     def _adopt_jvm(self) -> None:
         """Remember the driver JVM PySpark launched, so stop() can make sure it is gone."""
@@ -354,6 +410,7 @@ class SparkEngine(Engine):
         """Stop the session, end the driver JVM and its children, reset PySpark, drop scratch."""
         from pyspark.core.context import SparkContext
 
+        atexit.unregister(self.stop)
         spark, self.spark = self.spark, None
         if spark is not None:
             with _quiet_pyspark(), contextlib.suppress(Exception):
@@ -396,6 +453,21 @@ class SparkEngine(Engine):
 
     def version(self) -> str:
         return pyspark.__version__
+
+    def pids(self) -> list[int]:
+        """This application's executors on a cluster on this machine (their memory counts too).
+
+        Local mode runs everything in the driver JVM, a child of this process: nothing here.
+        """
+        if self.spark is None or self.spec.address is None or self._is_remote_connect():
+            return []
+        app_id = self.spark.sparkContext.applicationId
+        found = []
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            cmd = proc.info["cmdline"] or []
+            if app_id in cmd and any(a.endswith("CoarseGrainedExecutorBackend") for a in cmd):
+                found.append(proc.info["pid"])
+        return found
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()
@@ -450,6 +522,7 @@ class SparkEngine(Engine):
         writer.parquet(str(out))
 
     # -- stage queries -------------------------------------------------------
+    @_clear_errors
     def etl_users(self, inp: StageInput, out: Path) -> None:
         df = self._read(inp)
         df = df.toDF(*[_normalise_name(c) for c in df.columns])
@@ -463,12 +536,14 @@ class SparkEngine(Engine):
         )
         self._write(df.dropna(how="any").dropDuplicates(["id"]), out, partition_by="is_active")
 
+    @_clear_errors
     def etl_points(self, inp: StageInput, out: Path) -> None:
         df = self._read(inp).select(
             F.col("id").cast(LongType()), F.col("x").cast(DoubleType()),
             F.col("y").cast(DoubleType()), F.col("category").cast(StringType()))
         self._write(df, out)
 
+    @_clear_errors
     def groupby_points(self, inp: StageInput) -> pd.DataFrame:
         df = self._read(inp).groupBy("category").agg(
             F.count(F.lit(1)).alias("count"),
@@ -477,11 +552,13 @@ class SparkEngine(Engine):
         )
         return self._collect(df)
 
+    @_clear_errors
     def groupby_age(self, inp: StageInput) -> pd.DataFrame:
         df = self._read(inp).groupBy("age").agg(
             F.count(F.lit(1)).alias("count"), F.avg("salary").alias("mean_salary"))
         return self._collect(df)
 
+    @_clear_errors
     def groupby_id_bucket(self, inp: StageInput) -> pd.DataFrame:
         # `div` is SQL's integral division: an exact bigint, no round trip through double.
         bucket = F.call_function("div", F.col("id"), F.lit(ID_BUCKET_WIDTH)).alias("bucket")
@@ -489,22 +566,27 @@ class SparkEngine(Engine):
             F.count(F.lit(1)).alias("count"), F.sum("salary").alias("sum_salary"))
         return self._collect(df)
 
+    @_clear_errors
     def sort_top_earners(self, inp: StageInput) -> pd.DataFrame:
+        # Selecting the answer's columns before the sort lets the optimizer drop the
+        # other columns from the de-duplicating aggregate and from the scan.
         df = (self._read(inp).dropDuplicates(["id"]).filter(F.col("salary").isNotNull())
-              .orderBy(F.col("salary").desc(), F.col("id").asc()).limit(TOP_EARNERS)
-              .select("id", "name", "salary"))
+              .select("id", "name", "salary")
+              .orderBy(F.col("salary").desc(), F.col("id").asc()).limit(TOP_EARNERS))
         return self._collect(df)
 
+    @_clear_errors
     def sort_active_extremes(self, inp: StageInput) -> pd.DataFrame:
         # Both ends come from one plan; Spark reuses the de-duplicating shuffle for both.
-        active = self._read(inp).dropDuplicates(["id"]).filter(F.col("is_active"))
-        cols = [F.col("id"), F.col("name"), F.col("age")]
+        active = (self._read(inp).dropDuplicates(["id"]).filter(F.col("is_active"))
+                  .select("id", "name", "age"))
         youngest = (active.orderBy(F.col("age").asc(), F.col("id").asc()).limit(EXTREMES)
-                    .select(F.lit("youngest").alias("end"), *cols))
+                    .select(F.lit("youngest").alias("end"), "id", "name", "age"))
         oldest = (active.orderBy(F.col("age").desc(), F.col("id").asc()).limit(EXTREMES)
-                  .select(F.lit("oldest").alias("end"), *cols))
+                  .select(F.lit("oldest").alias("end"), "id", "name", "age"))
         return self._collect(youngest.unionByName(oldest))
 
+    @_clear_errors
     def sort_global(self, inp: StageInput, out: Path) -> None:
         # orderBy before a write range-partitions on (salary, id): every task writes one
         # sorted file and the files' key ranges do not overlap.
