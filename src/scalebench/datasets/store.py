@@ -387,7 +387,8 @@ def _run_parts(schema: str, fmt: str, seed: int, parts: list[Part], folder: Path
     # could copy a held lock, so then fork from a clean server process instead
     ctx = multiprocessing.get_context("fork" if _only_fork_safe_threads() else "forkserver")
     if ctx.get_start_method() == "forkserver":
-        # not the default ["__main__"]: a caller's script without a __main__ guard must not re-run
+        # children start warm; like spawn, they re-import __main__, so a script that generates
+        # data while other threads run needs the `if __name__ == "__main__":` guard (as Dask's does)
         ctx.set_forkserver_preload(["scalebench.datasets.store"])
     with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         futures = [pool.submit(_write_part, schema, fmt, seed, part, str(folder)) for part in parts]
