@@ -32,9 +32,9 @@ import pyarrow.parquet as pq
 
 from scalebench.datasets.schemas import SCHEMAS, Schema
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 FORMATS = ("csv", "parquet")
-CHUNK_ROWS = 500_000  # rows drawn and formatted at once: bounds memory per process
+CHUNK_ROWS = 250_000  # rows drawn and formatted at once: bounds memory per process
 PART_ROWS_MAX = 4_000_000  # ~80-120 MB Parquet parts at large sizes
 MANIFEST = "_manifest.json"  # "_" prefix: every engine skips it when reading the folder
 ENV_DATA_DIR = "SCALEBENCH_DATA_DIR"

@@ -63,6 +63,10 @@ class EngineUnavailable(RuntimeError):
     """The framework is not installed or cannot run here (for example no Java)."""
 
 
+class NotApplicable(NotImplementedError):
+    """This engine has no idiom for this stage (DuckDB trains no models)."""
+
+
 class Engine(abc.ABC):
     """One framework. Subclasses implement start/stop and every stage query.
 
@@ -135,3 +139,36 @@ class Engine(abc.ABC):
 
     @abc.abstractmethod
     def sort_global(self, inp: StageInput, out: Path) -> None: ...
+
+    # -- machine learning (see scalebench.ml) --------------------------------------
+    def logreg(self, inp: StageInput) -> Any:
+        """Fit scalebench.ml's logistic regression on points; return an ml.Fit."""
+        raise NotApplicable(f"{self.name} has no logistic regression")
+
+    def sample_users(self, inp: StageInput, rows: int, seed: int) -> pd.DataFrame:
+        """About `rows` random rows of age, is_active, salary, drawn inside the framework
+        (never the whole dataset on the driver). Reads hive-partitioned folders too."""
+        raise NotApplicable(f"{self.name} does not sample for training")
+
+    def grid_map(self, fn: Any, tasks: list) -> list:
+        """`[fn(t) for t in tasks]`, with the calls spread over the cluster."""
+        raise NotApplicable(f"{self.name} cannot distribute model fits")
+
+    def predict(self, inp: StageInput, model_dir: Path, out: Path) -> None:
+        """Load the saved model and scaler (ml.load_model), predict salary for every row of the
+        users input in batches inside the framework (ml.predict_frame per batch), and write
+        id, name, prediction to Parquet under `out`. Record the batch count in last_notes."""
+        raise NotApplicable(f"{self.name} does not predict")
+
+    def tune(self, inp: StageInput, out: Path, sample_rows: int, distributed: bool, seed: int = 42) -> Any:
+        """The paper's model pipeline (ml.tune) on a sample drawn in this framework, its 24
+        fits run serially or through grid_map. Returns an ml.TuneResult."""
+        from scalebench import ml
+
+        sample = self.sample_users(inp, sample_rows, seed)
+        self.last_notes["tune_mode"] = "distributed" if distributed else "serial"
+        return ml.tune(sample, self.grid_map if distributed else _serial_map, out, seed)
+
+
+def _serial_map(fn: Any, tasks: list) -> list:
+    return [fn(t) for t in tasks]

@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from scalebench import ml
 from scalebench.engines.base import Engine, StageInput
 from scalebench.stages import EXTREMES, ID_BUCKET_WIDTH, TOP_EARNERS
 
@@ -187,6 +188,53 @@ class PandasEngine(Engine):
                 part.to_parquet(out / f"part-{b_dir.name[1:]}.parquet", index=False)
         finally:
             shutil.rmtree(spill, ignore_errors=True)
+
+    # -- machine learning -----------------------------------------------------
+    def logreg(self, inp: StageInput) -> ml.Fit:
+        """scikit-learn on the whole frame; beyond the budget, the same objective by L-BFGS
+        over partial sums that re-read the chunks each iteration (out of core, exact)."""
+        cols = ["x", "y", "category"]
+        if self._chunk_rows(inp) is None:
+            from sklearn.linear_model import LogisticRegression
+
+            df = next(self._chunks(inp, cols))
+            model = LogisticRegression(C=ml.sklearn_C(len(df)), tol=ml.TOL, max_iter=ml.MAX_ITER)
+            model.fit(df[["x", "y"]].to_numpy(), df["category"].to_numpy())
+            accuracy = float(model.score(df[["x", "y"]].to_numpy(), df["category"].to_numpy()))
+            self.last_notes["solver"] = "scikit-learn lbfgs"
+            return ml.fit_from_sklearn(model, len(df), accuracy)
+        self.last_notes["solver"] = "scipy L-BFGS over chunk partial sums"
+
+        def partials(w: np.ndarray) -> ml.Partial:
+            total = None
+            for df in self._chunks(inp, cols):
+                part = ml.partial_for_frame(df, w)
+                total = part if total is None else total + part
+            return total
+
+        return ml.fit_distributed(partials)
+
+    def sample_users(self, inp: StageInput, rows: int, seed: int) -> pd.DataFrame:
+        fraction = min(1.0, rows * 1.1 / max(1, inp.rows))
+        cols = list(ml.TUNE_FEATURES) + [ml.TUNE_TARGET]
+        parts = [df.sample(frac=fraction, random_state=seed + i)
+                 for i, df in enumerate(self._chunks(inp, None if inp.extra.get("hive") else cols))]
+        return pd.concat(parts, ignore_index=True)[cols].head(rows)
+
+    def grid_map(self, fn, tasks: list) -> list:
+        """joblib's process pool, one process per core: pandas has no cluster of its own."""
+        from joblib import Parallel, delayed
+
+        return Parallel(n_jobs=self.spec.cores)(delayed(fn)(t) for t in tasks)
+
+    def predict(self, inp: StageInput, model_dir: Path, out: Path) -> None:
+        model, scaler = ml.load_model(model_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        batches = 0
+        for i, df in enumerate(self._chunks(inp)):
+            ml.predict_frame(df, model, scaler).to_parquet(out / f"part-{i:05d}.parquet", index=False)
+            batches += 1
+        self.last_notes["batches"] = batches
 
 
 ENGINE = PandasEngine
