@@ -6,6 +6,7 @@ the stage code lives in the engines, the glue lives here, once.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -118,18 +119,14 @@ def benchmark_query(benchmark, run: QueryRun, data: StoredDataset, references: R
     """
     sampler = TreeSampler(measure.sample_interval, run.engine.pids) if measure.sample_interval else None
     run.prepare()
-    if sampler:
-        sampler.start()
-    try:
+    with sampler or contextlib.nullcontext():
         started = time.perf_counter()
         run()
         cold_s = time.perf_counter() - started
-        references.check(run, data)
-        notes = dict(run.engine.last_notes)
+    references.check(run, data)  # outside the sampled window: the check's memory is not the engine's
+    notes = dict(run.engine.last_notes)
+    with sampler or contextlib.nullcontext():
         benchmark.pedantic(run, setup=run.prepare, rounds=rounds, iterations=1, warmup_rounds=0)
-    finally:
-        if sampler:
-            sampler.stop()
     references.check(run, data)
     stats = getattr(getattr(benchmark, "stats", None), "stats", None)
     median = getattr(stats, "median", None) or cold_s

@@ -83,7 +83,9 @@ class TreeSampler:
             self._sample()
 
     def start(self) -> TreeSampler:
-        self._t0 = time.perf_counter()
+        """Start (or resume: samples of earlier windows are kept, so peak covers them all)."""
+        if not self.samples:
+            self._t0 = time.perf_counter()
         self._stop.clear()
         self._sample()
         self._thread = threading.Thread(target=self._loop, name=self.THREAD_NAME, daemon=True)
