@@ -74,9 +74,14 @@ def test_logreg(benchmark, engine_name, fmt, workers, settings, clusters, datase
                                           f"(worst {worst:.1e})", "notes": dict(engine.last_notes)})
 
 
+@pytest.fixture(scope="session")
+def serial_tunes() -> dict:
+    return {}
+
+
 @pytest.mark.parametrize("mode", ["serial", "distributed"])
 @pytest.mark.parametrize("engine_name", ML_ENGINES)
-def test_tune(benchmark, engine_name, mode, settings, clusters, datasets, tmp_path):
+def test_tune(benchmark, engine_name, mode, settings, clusters, datasets, tmp_path, serial_tunes):
     engine = _engine(clusters, engine_name, settings.workers[-1], settings)
     data = datasets.get("users", "parquet")
     inp = stage_input(data)
@@ -85,6 +90,13 @@ def test_tune(benchmark, engine_name, mode, settings, clusters, datasets, tmp_pa
                                                          mode == "distributed", settings.seed), settings.ml_rounds)
     assert result.fits == 24 and math.isfinite(result.test_mse)
     ml.load_model(tmp_path / "model")  # saved, and loads back
+    if mode == "serial":
+        serial_tunes[engine_name] = result
+    else:  # distributing the 24 fits must not change the answer
+        serial = serial_tunes.get(engine_name) or engine.tune(inp, tmp_path / "serial", settings.tune_rows, False,
+                                                              settings.seed)
+        assert result.best_params == serial.best_params and result.cv_mse == serial.cv_mse, (result, serial)
+        benchmark.extra_info["same_as_serial"] = True
     benchmark.extra_info.update({**engine.describe(), "stage": "tune", "query": mode, "rows": data.rows,
                                  **result.info(), "notes": dict(engine.last_notes)})
 
