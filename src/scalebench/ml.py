@@ -47,7 +47,7 @@ def category_codes(categories: Iterable[str] | np.ndarray) -> np.ndarray:
     """A-D -> 0-3; anything else is bad input and says so."""
     import pandas as pd
 
-    codes = pd.Categorical(np.asarray(categories, dtype=object), categories=list(CATEGORIES)).codes.astype(np.int64)
+    codes = pd.Index(list(CATEGORIES)).get_indexer(np.asarray(categories, dtype=object)).astype(np.int64)
     if (codes < 0).any():
         raise ValueError(f"column 'category': values outside {', '.join(CATEGORIES)}")
     return codes
