@@ -95,3 +95,20 @@ def is_loopback(ip: str) -> bool:
 def exposed(found: list[Listener]) -> list[Listener]:
     """Listeners reachable from off this machine: not loopback, not in a loopback-only namespace."""
     return [x for x in found if not is_loopback(x.ip) and not loopback_only_namespace(x.pid)]
+
+
+def terminate_all(procs: list[psutil.Process], timeout: float = 5.0) -> list[psutil.Process]:
+    """SIGTERM, wait, SIGKILL what is left, wait; returns the processes that still survive."""
+    for p in procs:
+        try:
+            p.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(alive, timeout=timeout)
+    return alive
