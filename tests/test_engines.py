@@ -128,3 +128,21 @@ def test_no_process_outlives_a_failing_session(tmp_path):
     assert r.returncode == 1
     left = [describe(p) for p in descendants() if p.pid not in before]
     assert left == [], f"processes left after the session: {left}"
+
+
+def test_out_of_memory_is_recognised_in_each_frameworks_words():
+    from scalebench.runner import out_of_memory
+
+    class KilledWorker(Exception):
+        pass
+
+    assert out_of_memory(MemoryError()) == "MemoryError: "
+    assert "KilledWorker" in out_of_memory(KilledWorker("task x"))
+    try:
+        try:
+            raise RuntimeError("java.lang.OutOfMemoryError: Java heap space")
+        except RuntimeError as inner:
+            raise ValueError("/data/users.csv: query failed") from inner
+    except ValueError as outer:
+        assert "Java heap space" in out_of_memory(outer)
+    assert out_of_memory(ValueError("column 'salary' missing")) is None

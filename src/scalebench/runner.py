@@ -95,6 +95,24 @@ class References:
             self._engine = None
 
 
+OOM_MARKERS = ("MemoryError", "OutOfMemory", "out of memory", "Java heap space", "KilledWorker",
+               "ObjectStoreFull", "GC overhead limit", "memory limit")
+
+
+def out_of_memory(exc: BaseException) -> str | None:
+    """A one-line description when `exc` (or its cause) says memory ran out; else None.
+
+    Frameworks report it in their own words (Dask kills the worker, Ray's memory monitor
+    kills the task, the JVM throws OutOfMemoryError), so look at type names and messages."""
+    seen = 0
+    while exc is not None and seen < 10:
+        text = f"{type(exc).__name__}: {exc}"
+        if any(marker.lower() in text.lower() for marker in OOM_MARKERS):
+            return text.splitlines()[0][:300]
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
 @dataclass(frozen=True)
 class Measure:
     """What to record around a benchmark besides its time."""
