@@ -29,7 +29,8 @@ _QUERY = {q.id: q for q in QUERIES}
 
 
 def _prepare_data() -> dict[str, str]:
-    return {name: str(ensure(name, ROWS, FORMAT).folder) for name in ("points", "users")}
+    # one process: asv runs benchmarks from its own server process, where forking helpers is unsafe
+    return {name: str(ensure(name, ROWS, FORMAT, workers=1).folder) for name in ("points", "users")}
 
 
 class _StageBench:
@@ -45,7 +46,7 @@ class _StageBench:
 
     def setup(self, folders: dict[str, str], engine: str, query: str) -> None:
         q = _QUERY[query]
-        data = ensure(q.dataset, ROWS, FORMAT)
+        data = ensure(q.dataset, ROWS, FORMAT, workers=1)
         try:
             self.engine = engine_class(engine)(ClusterSpec(workers=2, memory_budget_bytes=2 * 2**30))
             self.engine.start()
