@@ -19,6 +19,7 @@ import math
 import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -376,6 +377,27 @@ def default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
+@contextlib.contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """While workers start, hide the caller's __main__ from multiprocessing.
+
+    forkserver and spawn children re-import the parent's main script unless told otherwise;
+    a script without an `if __name__ == "__main__":` guard would then run again in every
+    worker (and deadlock on our own lock). Our workers need nothing from __main__."""
+    main = sys.modules.get("__main__")
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__}
+    try:
+        for k in saved:
+            if k == "__spec__":
+                main.__spec__ = None
+            else:
+                del main.__dict__[k]
+        yield
+    finally:
+        if main is not None:
+            main.__dict__.update(saved)
+
+
 def _run_parts(schema: str, fmt: str, seed: int, parts: list[Part], folder: Path,
                workers: int) -> Iterator[dict[str, Any]]:
     """Results in part order, as soon as each is ready. One worker runs in-process."""
@@ -387,10 +409,8 @@ def _run_parts(schema: str, fmt: str, seed: int, parts: list[Part], folder: Path
     # could copy a held lock, so then fork from a clean server process instead
     ctx = multiprocessing.get_context("fork" if _only_fork_safe_threads() else "forkserver")
     if ctx.get_start_method() == "forkserver":
-        # children start warm; like spawn, they re-import __main__, so a script that generates
-        # data while other threads run needs the `if __name__ == "__main__":` guard (as Dask's does)
-        ctx.set_forkserver_preload(["scalebench.datasets.store"])
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        ctx.set_forkserver_preload(["scalebench.datasets.store"])  # children start warm
+    with _main_module_hidden(), cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         futures = [pool.submit(_write_part, schema, fmt, seed, part, str(folder)) for part in parts]
         try:
             for fut in futures:
