@@ -188,3 +188,21 @@ def test_manifest_records_what_a_reader_needs(users):
     assert {"generator_version", "schema", "rows", "bytes", "files", "seed", "parts"} <= set(m)
     assert all(len(seg[2]) == 64 for e in m["files"].values() for seg in e["segments"])
     assert os.path.basename(users.folder) == "parquet"
+
+
+def test_a_script_without_a_main_guard_can_generate(tmp_path):
+    """With another thread alive the generator forks from a server process; the caller's
+    unguarded script must not run again in the workers (it used to deadlock on the lock)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import threading, time\n"
+        "from scalebench.datasets import ensure\n"
+        "threading.Thread(target=time.sleep, args=(3,)).start()\n"
+        "print('script body ran')\n"
+        f"print(ensure('points', 1_100_000, 'csv', data_dir={str(tmp_path / 'd')!r}, workers=2).rows)\n")
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["script", "body", "ran", "1100000"]
