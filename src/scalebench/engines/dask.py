@@ -22,11 +22,13 @@ from urllib.parse import urlparse
 import dask
 import dask.dataframe as dd
 import distributed
+import numpy as np
 import pandas as pd
 import psutil
 import pyarrow as pa
 from dask.utils import get_default_shuffle_method
 
+from scalebench import ml
 from scalebench.engines.base import ClusterSpec, Engine, EngineUnavailable, StageInput
 from scalebench.stages import EXTREMES, ID_BUCKET_WIDTH, TOP_EARNERS
 
@@ -41,6 +43,9 @@ USERS_DTYPES: dict[str, str] = {"id": "int64", "name": "str", "age": "int32", "s
 USERS_DATES = ("signup_date",)
 USERS_COLUMNS = ("id", "name", "age", "salary", "signup_date", "is_active")
 POINTS_COLUMNS = ("id", "x", "y", "category")
+SAMPLE_COLUMNS = (*ml.TUNE_FEATURES, ml.TUNE_TARGET)
+PREDICTION_META = pd.DataFrame({"id": pd.Series(dtype="int64"), "name": pd.Series(dtype="str"),
+                                "prediction": pd.Series(dtype="float64")})
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 STRING_COLUMNS = ("name", "category")
 NO_WORKERS_TIMEOUT = "60s"
@@ -67,6 +72,8 @@ def _on_cluster(method: Callable[Concatenate[DaskEngine, P], R]) -> Callable[Con
         with self._client.as_current():
             try:
                 return method(self, *args, **kwargs)
+            except ml.ModelError:  # names the model file already
+                raise
             except (ValueError, TypeError) as exc:  # bad input: name the file Dask was reading
                 inp = args[0] if args else None
                 if isinstance(inp, StageInput) and str(inp.path) not in str(exc):
@@ -410,6 +417,129 @@ class DaskEngine(Engine):
         df = df.map_partitions(lambda part: part, meta=df._meta)
         df = df.sort_values(["salary", "id"], ignore_index=True)
         df.to_parquet(str(out), write_index=False, schema=_string_schema(df))
+
+    # -- machine learning (see scalebench.ml) ------------------------------------------
+    @_on_cluster
+    def logreg(self, inp: StageInput) -> ml.Fit:
+        """ml's objective by L-BFGS on the driver over per-partition sums computed on the
+        cluster: x, y and the category codes (ml.category_codes, once per partition) are
+        computed into worker memory as NumPy blocks, and each evaluation maps
+        ml.partial_loss_grad over those blocks (client.map over the block futures) and adds
+        the ml.Partials up on the driver."""
+        df = self._points(inp)[["x", "y", "category"]]
+        self._note(df, None)
+        assert self._client is not None
+        client = self._client
+        blocks = client.compute([dask.delayed(_logreg_block)(part) for part in df.to_delayed()])
+        try:
+            distributed.wait(blocks)
+            for block in blocks:  # a bad category or a read error surfaces here, once
+                if block.status == "error":
+                    block.result()
+            evaluations = {"n": 0}
+
+            def partials(w: np.ndarray) -> ml.Partial:
+                evaluations["n"] += 1
+                parts = client.gather(client.map(_block_partial, blocks, w=w, pure=False))
+                return functools.reduce(lambda a, b: a + b, parts)
+
+            fit = ml.fit_distributed(partials)
+        finally:
+            client.cancel(blocks)
+        self.last_notes.update({
+            "solver": "scipy L-BFGS on the driver; client.map(partial_loss_grad) over computed "
+                      "NumPy blocks (one per partition), Partials summed on the driver",
+            "blocks": len(blocks), "distributed_passes": evaluations["n"]})
+        return fit
+
+    @_on_cluster
+    def sample_users(self, inp: StageInput, rows: int, seed: int) -> pd.DataFrame:
+        """DataFrame.sample(frac=rows*1.1/inp.rows, random_state=seed) per partition, then
+        head(rows) over all partitions: only the sample reaches the driver. A hive folder
+        (inp.extra["hive"]) is read whole so is_active comes from the folder names."""
+        hive = bool(inp.extra.get("hive"))
+        if inp.format == "csv":
+            df = self._users(inp)
+        elif hive:  # partition discovery on the folder, not the file list
+            df = dd.read_parquet(str(inp.path), dataset={"partitioning": "hive"})
+            df = df.rename(columns=_renames(inp.path, list(df.columns), SAMPLE_COLUMNS))
+        else:
+            df = self._read(inp, SAMPLE_COLUMNS, {})
+        df = df[list(SAMPLE_COLUMNS)]
+        self._note(df, None)
+        if df["is_active"].dtype != bool:  # partition values come back as strings or categories
+            df = df.map_partitions(_is_active_bool, meta=df._meta.astype({"is_active": "bool"}))
+        fraction = min(1.0, rows * 1.1 / max(1, inp.rows))
+        sample = df.sample(frac=fraction, random_state=seed).head(rows, npartitions=-1)
+        self.last_notes.update({"fraction": fraction, "hive": hive})
+        return sample.reset_index(drop=True)
+
+    @_on_cluster
+    def grid_map(self, fn: Any, tasks: list) -> list:
+        """joblib.Parallel under joblib's dask backend with this engine's client (the decorator
+        makes it current; it is passed explicitly too), one task per batch, results in task order.
+
+        Each call runs under joblib's sequential backend on its worker: joblib otherwise hands
+        the dask backend down to nested Parallel calls, and the backend ignores their n_jobs=1,
+        so every tree of a RandomForest fit became a dask task of its own (4-5x the CPU)."""
+        import joblib
+
+        call = _SequentialJoblib(fn)
+        with joblib.parallel_backend("dask", client=self._client):
+            out = joblib.Parallel(batch_size=1)(joblib.delayed(call)(t) for t in tasks)
+        self.last_notes["grid_map"] = (f"joblib {joblib.__version__} dask backend, {len(tasks)} tasks, "
+                                       "batch_size=1, sequential joblib inside each task")
+        return list(out)
+
+    @_on_cluster
+    def predict(self, inp: StageInput, model_dir: Path, out: Path) -> None:
+        """map_partitions(ml.predict_frame) with the model and scaler loaded on the driver and
+        sent to the cluster once (a Delayed argument), then to_parquet: one batch per partition."""
+        model, scaler = ml.load_model(model_dir)
+        df = self._users(inp)[["id", "name", *ml.TUNE_FEATURES]]
+        self._note(df, None)
+        fitted = dask.delayed((model, scaler), pure=True, traverse=False)
+        pred = df.map_partitions(_predict_partition, fitted, meta=PREDICTION_META)
+        pred.to_parquet(str(out), write_index=False, schema=_string_schema(pred))
+        self.last_notes["batches"] = pred.npartitions
+
+
+def _logreg_block(part: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One partition as the arrays every L-BFGS evaluation reuses (codes computed once)."""
+    return (part["x"].to_numpy(np.float64), part["y"].to_numpy(np.float64), ml.category_codes(part["category"]))
+
+
+def _block_partial(block: tuple[np.ndarray, np.ndarray, np.ndarray], w: np.ndarray) -> ml.Partial:
+    return ml.partial_loss_grad(*block, w)
+
+
+class _SequentialJoblib:
+    """fn(task) with joblib's sequential backend active, so that a nested Parallel (scikit-learn's
+    forest fit) runs in the task instead of inheriting the dask backend."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+
+    def __call__(self, task: Any) -> Any:
+        import joblib
+
+        with joblib.parallel_config(backend="sequential"):
+            return self.fn(task)
+
+
+def _is_active_bool(part: pd.DataFrame) -> pd.DataFrame:
+    """Hive partition values ("true", "True", ...) as booleans; anything else is bad input."""
+    text = part["is_active"].astype(str).str.lower()
+    flags = text.map({"true": True, "false": False})
+    if flags.isna().any():
+        raise ValueError(f"column 'is_active': partition values {sorted(set(text[flags.isna()]))} are not true/false")
+    return part.assign(is_active=flags.astype(bool))
+
+
+def _predict_partition(part: pd.DataFrame, fitted: tuple[Any, Any]) -> pd.DataFrame:
+    model, scaler = fitted
+    res = ml.predict_frame(part, model, scaler)
+    return res.astype({"id": "int64", "name": "str", "prediction": "float64"})
 
 
 def _string_schema(df: dd.DataFrame) -> dict[str, pa.DataType]:
