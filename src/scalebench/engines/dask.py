@@ -30,6 +30,7 @@ from dask.utils import get_default_shuffle_method
 
 from scalebench import ml
 from scalebench.engines.base import ClusterSpec, Engine, EngineUnavailable, StageInput
+from scalebench.measure.procs import terminate_all
 from scalebench.stages import EXTREMES, ID_BUCKET_WIDTH, TOP_EARNERS
 
 CSV_BLOCKSIZE_MAX = 64 * 2**20
@@ -216,15 +217,7 @@ class DaskEngine(Engine):
             with contextlib.suppress(Exception):
                 cluster.close(timeout=20)
         self._stop_resource_tracker()
-        leftovers = [p for p in map(_proc, self._started_pids) if p is not None]
-        for p in leftovers:
-            with contextlib.suppress(psutil.Error):
-                p.terminate()
-        _, alive = psutil.wait_procs(leftovers, timeout=5)
-        for p in alive:
-            with contextlib.suppress(psutil.Error):
-                p.kill()
-        psutil.wait_procs(alive, timeout=5)
+        terminate_all([p for p in map(_proc, self._started_pids) if p is not None])
         self._started_pids = set()
         if self._private_dir is not None:
             shutil.rmtree(self._private_dir, ignore_errors=True)
