@@ -26,6 +26,8 @@ ML_ENGINES = ("pandas", "dask", "ray", "spark")
 def _pedantic(benchmark, fn, rounds: int):
     """Cold run (returned and recorded), then timed rounds; returns (cold result, cold seconds).
     With --benchmark-disable (the tests) the cold run is the only run."""
+    for engine in _engines_of(fn):
+        engine.last_notes = {}
     started = time.perf_counter()
     if getattr(benchmark, "disabled", False):
         result = benchmark.pedantic(fn, rounds=1, iterations=1)
@@ -35,6 +37,12 @@ def _pedantic(benchmark, fn, rounds: int):
     benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=0)
     benchmark.extra_info["cold_s"] = cold
     return result, cold
+
+
+def _engines_of(fn) -> list:
+    """Engines a benchmark closure refers to, so their notes start empty."""
+    cells = [c.cell_contents for c in (getattr(fn, "__closure__", None) or ()) if hasattr(c, "cell_contents")]
+    return [c for c in cells if hasattr(c, "last_notes")]
 
 
 def _engine(clusters, name: str, workers: int, settings):
