@@ -26,8 +26,6 @@ ML_ENGINES = ("pandas", "dask", "ray", "spark")
 def _pedantic(benchmark, fn, rounds: int):
     """Cold run (returned and recorded), then timed rounds; returns (cold result, cold seconds).
     With --benchmark-disable (the tests) the cold run is the only run."""
-    for engine in _engines_of(fn):
-        engine.last_notes = {}
     started = time.perf_counter()
     if getattr(benchmark, "disabled", False):
         result = benchmark.pedantic(fn, rounds=1, iterations=1)
@@ -39,16 +37,12 @@ def _pedantic(benchmark, fn, rounds: int):
     return result, cold
 
 
-def _engines_of(fn) -> list:
-    """Engines a benchmark closure refers to, so their notes start empty."""
-    cells = [c.cell_contents for c in (getattr(fn, "__closure__", None) or ()) if hasattr(c, "cell_contents")]
-    return [c for c in cells if hasattr(c, "last_notes")]
-
-
 def _engine(clusters, name: str, workers: int, settings):
     if name not in settings.engines:
         pytest.skip(f"{name} not in --engines")
-    return clusters.get(name, workers)
+    engine = clusters.get(name, workers)
+    engine.last_notes = {}  # this benchmark's notes only
+    return engine
 
 
 @pytest.fixture(scope="session")
