@@ -65,6 +65,7 @@ from ray.data.expressions import col
 
 from scalebench import ml
 from scalebench.engines.base import ClusterSpec, Engine, EngineUnavailable, StageInput
+from scalebench.measure.procs import terminate_all
 from scalebench.stages import EXTREMES, ID_BUCKET_WIDTH, TOP_EARNERS
 
 log = logging.getLogger(__name__)
@@ -444,16 +445,7 @@ class RayEngine(Engine):
                 ray.shutdown()
         survivors: list[int] = []
         if self._owns_cluster or self._marker is not None:
-            leftovers = self._our_processes()
-            for p in leftovers:
-                with contextlib.suppress(psutil.Error):
-                    p.terminate()
-            _, alive = psutil.wait_procs(leftovers, timeout=5)
-            for p in alive:
-                with contextlib.suppress(psutil.Error):
-                    p.kill()
-            _, alive = psutil.wait_procs(alive, timeout=5)
-            survivors = [p.pid for p in alive]
+            survivors = [p.pid for p in terminate_all(self._our_processes())]
         logging.getLogger("ray.data.dataset").removeFilter(_NO_CPU_WARNING)
         self._restore_env()
         if self._tmp is not None:

@@ -51,6 +51,7 @@ from pyspark.sql.types import (
 
 from scalebench import ml
 from scalebench.engines.base import ClusterSpec, Engine, EngineUnavailable, NotApplicable, StageInput
+from scalebench.measure.procs import terminate_all
 from scalebench.stages import EXTREMES, ID_BUCKET_WIDTH, TOP_EARNERS
 
 MiB = 1024**2
@@ -245,15 +246,7 @@ def _reset_pyspark_globals() -> None:
 
 def _end_processes(procs: list[psutil.Process], grace: float = 5.0) -> None:
     """Terminate, wait, then kill whatever is still alive among `procs`."""
-    alive = [p for p in procs if p.is_running()]
-    for p in alive:
-        with contextlib.suppress(psutil.Error):
-            p.terminate()
-    _, alive = psutil.wait_procs(alive, timeout=grace)
-    for p in alive:
-        with contextlib.suppress(psutil.Error):
-            p.kill()
-    psutil.wait_procs(alive, timeout=grace)
+    terminate_all([p for p in procs if p.is_running()], timeout=grace)
 
 
 class SparkEngine(Engine):
