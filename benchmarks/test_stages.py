@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import pytest
 
-from scalebench.runner import QueryRun, benchmark_query, out_of_memory, stage_input
+from scalebench.runner import QueryRun, benchmark_query, out_of_memory, query_data
 from scalebench.sizes import format_bytes
 
 
 def test_stage(benchmark, cell, settings, clusters, datasets, references, out_root):
     engine = clusters.get(cell.engine, cell.workers)  # started outside the timed region
-    data = datasets.get(cell.query.dataset, cell.format)  # generated or cached, untimed
+    # generated or cached, untimed; a join's other tables come along in the input
+    data, inp = query_data(cell.query, lambda name: datasets.get(name, cell.format), settings.zipf)
     benchmark.group = f"{cell.query.id} {cell.format} {data.rows:,} rows"
-    run = QueryRun(engine, cell.query, stage_input(data), out_root)
+    run = QueryRun(engine, cell.query, inp, out_root)
     try:
         benchmark_query(benchmark, run, data, references, settings.rounds, settings.measure)
     except Exception as exc:

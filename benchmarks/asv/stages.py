@@ -19,18 +19,26 @@ from pathlib import Path
 from scalebench.datasets import ensure
 from scalebench.engines import ENGINE_NAMES, ClusterSpec, EngineUnavailable, engine_class
 from scalebench.measure.memory import TreeSampler
-from scalebench.runner import QueryRun, References, stage_input
+from scalebench.runner import QueryRun, References, query_data
 from scalebench.stages import QUERIES, compare
 
 ROWS = int(float(os.environ.get("SCALEBENCH_ASV_ROWS", "200000")))
-QUERY_IDS = ["etl-users", "groupby-age", "sort-global"]  # one representative query per stage
+QUERY_IDS = ["etl-users", "groupby-age", "sort-global", "h2o_groupby-q3", "join-large"]  # one per stage
 FORMAT = "parquet"
 _QUERY = {q.id: q for q in QUERIES}
 
 
-def _prepare_data() -> dict[str, str]:
+def _ensure(name: str):
     # one process: asv runs benchmarks from its own server process, where forking helpers is unsafe
-    return {name: str(ensure(name, ROWS, FORMAT, workers=1).folder) for name in ("points", "users")}
+    return ensure(name, ROWS, FORMAT, workers=1)
+
+
+def _prepare_data() -> dict[str, str]:
+    folders = {}
+    for query in QUERY_IDS:
+        data, inp = query_data(_QUERY[query], _ensure)
+        folders[query] = str(data.folder)
+    return folders
 
 
 class _StageBench:
@@ -46,14 +54,14 @@ class _StageBench:
 
     def setup(self, folders: dict[str, str], engine: str, query: str) -> None:
         q = _QUERY[query]
-        data = ensure(q.dataset, ROWS, FORMAT, workers=1)
+        data, inp = query_data(q, _ensure)
         try:
             self.engine = engine_class(engine)(ClusterSpec(workers=2, memory_budget_bytes=2 * 2**30))
             self.engine.start()
         except EngineUnavailable as exc:
             raise NotImplementedError(str(exc)) from exc  # asv records the cell as skipped
         self.tmp = Path(tempfile.mkdtemp(prefix="scalebench-asv-"))
-        self.inp = stage_input(data)
+        self.inp = inp
         self.query, self.data = q, data
         self.runs = itertools.count()
 
@@ -82,7 +90,7 @@ class TrackStages(_StageBench):
             run = self._run()
         refs = References(self.tmp / "ref")
         try:  # a wrong answer is a failed benchmark, here too
-            compare(self.query, run.answer(), refs.answer(self.query, self.data))
+            compare(self.query, run.answer(), refs.answer(self.query, self.data, self.inp))
         finally:
             refs.close()
         return mem.peak_pss

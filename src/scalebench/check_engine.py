@@ -10,7 +10,8 @@ from pathlib import Path
 
 from scalebench.datasets import FORMATS, ensure
 from scalebench.engines import ClusterSpec, engine_class
-from scalebench.runner import QueryRun, References, stage_input
+from scalebench.engines.base import NotApplicable
+from scalebench.runner import QueryRun, References, query_data
 from scalebench.sizes import parse_bytes, parse_rows
 from scalebench.stages import queries
 
@@ -37,18 +38,20 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for query in queries(args.stages.split(",") if args.stages else None):
                 for fmt in args.formats.split(","):
-                    data = ensure(query.dataset, rows, fmt, data_dir=args.data_dir)
-                    run = QueryRun(engine, query, stage_input(data), Path(tmp))
+                    data, inp = query_data(query, lambda name, f=fmt: ensure(name, rows, f, data_dir=args.data_dir))
+                    run = QueryRun(engine, query, inp, Path(tmp))
                     run.prepare()
                     t = time.perf_counter()
                     try:
                         run()
                         elapsed = time.perf_counter() - t
                         refs.check(run, data)
-                        print(f"  ok    {query.id:24s} {fmt:8s} {elapsed:8.3f} s  {engine.last_notes or ''}")
+                        print(f"  ok    {query.id:28s} {fmt:8s} {elapsed:8.3f} s  {engine.last_notes or ''}")
+                    except NotApplicable as exc:
+                        print(f"  skip  {query.id:28s} {fmt:8s} {exc}")
                     except Exception as exc:  # report every query, not just the first
                         failures += 1
-                        print(f"  FAIL  {query.id:24s} {fmt:8s} {type(exc).__name__}: {exc}")
+                        print(f"  FAIL  {query.id:28s} {fmt:8s} {type(exc).__name__}: {exc}")
                     run.cleanup()
         finally:
             engine.stop()

@@ -9,23 +9,33 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 
 from scalebench.datasets import StoredDataset
 from scalebench.engines import REFERENCE_ENGINE, ClusterSpec, Engine, engine_class
-from scalebench.engines.base import StageInput
+from scalebench.engines.base import NotApplicable, StageInput
 from scalebench.measure import heap
 from scalebench.measure.memory import TreeSampler
-from scalebench.stages import Query, answer_of, compare
+from scalebench.stages import DEFAULT_ZIPF, Query, answer_of, compare, resolve_dataset
 
 
-def stage_input(data: StoredDataset) -> StageInput:
+def stage_input(data: StoredDataset, extra: dict[str, StoredDataset] | None = None) -> StageInput:
+    """The engine's view of a stored dataset; `extra` holds a join's other tables by role."""
     return StageInput(dataset=data.dataset, format=data.format, path=data.path,
                       files=tuple(data.files()), rows=data.rows, bytes=data.bytes,
-                      columns=tuple(c for c, _ in data.manifest["schema"]))
+                      columns=tuple(c for c, _ in data.manifest["schema"]),
+                      extra={role: stage_input(d) for role, d in (extra or {}).items()})
+
+
+def query_data(query: Query, get: Callable[[str], StoredDataset],
+               zipf: float = DEFAULT_ZIPF) -> tuple[StoredDataset, StageInput]:
+    """The query's main dataset and its StageInput with every extra table, via `get(dataset name)`."""
+    data = get(resolve_dataset(query.dataset, zipf))
+    return data, stage_input(data, {role: get(name) for role, name in query.extra})
 
 
 @dataclass
@@ -40,7 +50,7 @@ class QueryRun:
 
     @property
     def out(self) -> Path:
-        return self.out_root / f"{self.engine.name}-{self.query.method}-{self.inp.format}"
+        return self.out_root / f"{self.engine.name}-{self.query.id}-{self.inp.format}"
 
     def prepare(self) -> None:
         """Untimed: clear what an earlier round wrote, so every round writes afresh."""
@@ -50,11 +60,13 @@ class QueryRun:
 
     def __call__(self) -> None:
         """Timed: the engine does the whole query, finishing the work."""
-        method = getattr(self.engine, self.query.method)
+        method = getattr(self.engine, self.query.method, None)
+        if method is None:
+            raise NotApplicable(f"{self.engine.name} has no {self.query.method} yet")
         if self.query.writes:
-            method(self.inp, self.out)
+            method(self.inp, self.out, **dict(self.query.kwargs))
         else:
-            self.result = method(self.inp)
+            self.result = method(self.inp, **dict(self.query.kwargs))
 
     def answer(self) -> pd.DataFrame:
         return answer_of(self.query, self.result, self.out if self.query.writes else None)
@@ -72,13 +84,16 @@ class References:
         self._answers: dict[tuple[str, str], pd.DataFrame] = {}
         self._engine: Engine | None = None
 
-    def answer(self, query: Query, data: StoredDataset) -> pd.DataFrame:
+    def answer(self, query: Query, data: StoredDataset, inp: StageInput | None = None) -> pd.DataFrame:
+        """`inp` carries a join's other tables; by default the dataset alone."""
         key = (query.method, str(data.folder.parent))  # csv and parquet hold the same rows
         if key not in self._answers:
             if self._engine is None:
                 self._engine = engine_class(REFERENCE_ENGINE)(self.spec)
                 self._engine.start()
-            run = QueryRun(self._engine, query, stage_input(data), self.out_root / "reference")
+            # the reference answers the plain form: a remedy changes how, never what
+            plain = replace(query, kwargs=tuple((k, "plain" if k == "remedy" else v) for k, v in query.kwargs))
+            run = QueryRun(self._engine, plain, inp or stage_input(data), self.out_root / "reference")
             run.prepare()
             run()
             self._answers[key] = run.answer()
@@ -87,7 +102,7 @@ class References:
 
     def check(self, run: QueryRun, data: StoredDataset) -> None:
         """Raise WrongAnswer unless the run's answer equals the reference."""
-        compare(run.query, run.answer(), self.answer(run.query, data))
+        compare(run.query, run.answer(), self.answer(run.query, data, run.inp))
 
     def close(self) -> None:
         if self._engine is not None:

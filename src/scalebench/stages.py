@@ -34,6 +34,29 @@ Queries (method name = f"{stage}_{query}"):
   sort_global      drop null salary, sort all rows by (salary, id) ascending, write
                    Parquet to `out`: every part file sorted and the part files' key
                    ranges not overlapping (a true global sort, not per-partition).
+
+db-benchmark (h2o.ai, now DuckDB Labs), on its own tables (see scalebench.datasets):
+  h2o_groupby_q1..q10  its ten groupby questions on G1_<N>_1e2_0_0 (H2O_GROUPBY_QUESTIONS).
+                   As db-benchmark's own check does, the answer is the result's row count
+                   and the sum of each result column, computed by the engine over the
+                   grouped result (`rows` and one column per measure, one row in all).
+  h2o_join_q1..q5  its five join questions on J1_<N>_NA_0_0 (x and its small, medium, big
+                   right tables, given in StageInput.extra): answer rows, sum_v1, sum_v2
+                   (sums skip nulls, which only the left join q3 makes).
+
+Joins on users (the right tables in StageInput.extra):
+  join_dim         users inner join names_dim on name (30 rows: broadcast-sized); per
+                   region: count, sum_salary (non-null salaries), sum_weight.
+  join_large       users inner join accounts on id (one row per id: a shuffle join); per
+                   is_active: count, sum_balance, sum_salary (non-null salaries).
+
+Skew (keys tables: id, key, v; key uniform or Zipf over 1..K; keys_dim: key, w, one row
+per key), each with a `remedy` argument: 'plain' (what a user writes first), 'salted'
+(SALT_BUCKETS salts, salt = id % SALT_BUCKETS) or 'native' (the framework's own remedy,
+e.g. Spark's adaptive skew join; NotApplicable where there is none):
+  skew_groupby     per key: count, sum(v); answer groups, rows (sum of counts), sum_v,
+                   max_count (the hot key's rows), computed by the engine over the result.
+  skew_join        keys inner join keys_dim on key, not broadcast; answer rows, sum_v, sum_w.
 """
 
 from __future__ import annotations
@@ -59,14 +82,22 @@ class Query:
     stage: str
     name: str
     dataset: str
+    """Dataset of the main input; 'keys_uniform' / 'keys_zipf' are resolved by resolve_dataset."""
     writes: bool
     """True when the query writes Parquet to a folder instead of returning a frame."""
     keys: tuple[str, ...]
     """Columns that identify a row of the answer, for order-normalised comparison."""
+    call: str | None = None
+    """Engine method when it is not f"{stage}_{name}" (several queries share one method)."""
+    kwargs: tuple[tuple[str, str], ...] = ()
+    """Keyword arguments of the engine method (the skew remedy)."""
+    extra: tuple[tuple[str, str], ...] = ()
+    """(role, dataset) of further input tables, given to the engine in StageInput.extra."""
+    rtol: float = 1e-9
 
     @property
     def method(self) -> str:
-        return f"{self.stage}_{self.name}"
+        return self.call or f"{self.stage}_{self.name}"
 
     @property
     def id(self) -> str:
@@ -83,7 +114,52 @@ QUERIES: tuple[Query, ...] = (
     Query("sort", "active_extremes", "users", False, ("end", "id")),
     Query("sort", "global", "users", True, ("name",)),
 )
+
+H2O_GROUPBY_QUESTIONS: dict[str, tuple[str, ...]] = {
+    # question: answer columns besides `rows` (db-benchmark's wording in the comment)
+    "q1": ("v1",),                  # sum v1 by id1
+    "q2": ("v1",),                  # sum v1 by id1:id2
+    "q3": ("v1", "v3"),             # sum v1 mean v3 by id3
+    "q4": ("v1", "v2", "v3"),       # mean v1:v3 by id4
+    "q5": ("v1", "v2", "v3"),       # sum v1:v3 by id6
+    "q6": ("median_v3", "sd_v3"),   # median v3 sd v3 by id4 id5 (sd: sample, n-1)
+    "q7": ("range_v1_v2",),         # max v1 - min v2 by id3
+    "q8": ("largest2_v3",),         # largest two v3 by id6 (up to two rows per id6)
+    "q9": ("r2",),                  # regression v1 v2 by id2 id4: corr(v1, v2)**2; the sum
+                                    # skips groups whose r2 is undefined (NaN or null)
+    "q10": ("v3", "count"),         # sum v3 count by id1:id6
+}
+H2O_JOIN_QUESTIONS: dict[str, tuple[str, str, str]] = {
+    # question: (right table, join key, how)
+    "q1": ("small", "id1", "inner"),   # small inner on int
+    "q2": ("medium", "id2", "inner"),  # medium inner on int
+    "q3": ("medium", "id2", "left"),   # medium outer on int
+    "q4": ("medium", "id5", "inner"),  # medium inner on factor
+    "q5": ("big", "id3", "inner"),     # big inner on int
+}
+SALT_BUCKETS = 8
+SKEW_REMEDIES = {"groupby": ("plain", "salted"), "join": ("plain", "salted", "native")}
+KEY_DISTRIBUTIONS = ("uniform", "zipf")
+
+QUERIES += tuple(Query("h2o_groupby", q, "h2o_groupby", False, ("rows",), rtol=1e-6)
+                 for q in H2O_GROUPBY_QUESTIONS)
+QUERIES += tuple(Query("h2o_join", q, "h2o_join_x", False, ("rows",), rtol=1e-6,
+                       extra=tuple((t, f"h2o_join_{t}") for t in ("small", "medium", "big")))
+                 for q in H2O_JOIN_QUESTIONS)
+QUERIES += (Query("join", "dim", "users", False, ("region",), extra=(("names_dim", "names_dim"),)),
+            Query("join", "large", "users", False, ("is_active",), extra=(("accounts", "accounts"),)))
+QUERIES += tuple(Query("skew", f"{op}-{dist}-{remedy}", f"keys_{dist}", False, ("rows",), call=f"skew_{op}",
+                       kwargs=(("remedy", remedy),), extra=(("keys_dim", "keys_dim"),) if op == "join" else ())
+                 for op, remedies in SKEW_REMEDIES.items() for dist in KEY_DISTRIBUTIONS for remedy in remedies)
 STAGES: tuple[str, ...] = tuple(dict.fromkeys(q.stage for q in QUERIES))
+DEFAULT_ZIPF = 1.2
+
+
+def resolve_dataset(name: str, zipf: float = DEFAULT_ZIPF) -> str:
+    """The stored dataset behind a query's dataset name (the skewed table carries its exponent)."""
+    from scalebench.datasets.schemas import keys_name
+
+    return {"keys_uniform": keys_name(0), "keys_zipf": keys_name(zipf)}.get(name, name)
 
 
 def queries(stages: list[str] | None = None) -> list[Query]:
@@ -198,8 +274,9 @@ def _normalise(df: pd.DataFrame, keys: tuple[str, ...]) -> pd.DataFrame:
     return df.sort_values(list(keys), kind="stable").reset_index(drop=True)
 
 
-def compare(query: Query, got: pd.DataFrame, expected: pd.DataFrame, rtol: float = 1e-9) -> None:
+def compare(query: Query, got: pd.DataFrame, expected: pd.DataFrame, rtol: float | None = None) -> None:
     """Raise WrongAnswer naming the first difference; return None when equal."""
+    rtol = query.rtol if rtol is None else rtol
     want_cols = list(expected.columns)
     missing = [c for c in want_cols if c not in got.columns]
     if missing:
@@ -210,7 +287,8 @@ def compare(query: Query, got: pd.DataFrame, expected: pd.DataFrame, rtol: float
         raise WrongAnswer(f"{query.method}: {len(g)} rows, reference has {len(e)}")
     for col in want_cols:
         a, b = g[col], e[col]
-        if pd.api.types.is_float_dtype(b):
+        numeric = all(pd.api.types.is_numeric_dtype(v) and not pd.api.types.is_bool_dtype(v) for v in (a, b))
+        if pd.api.types.is_float_dtype(b) or (numeric and pd.api.types.is_float_dtype(a)):
             av, bv = a.to_numpy(dtype="float64", na_value=np.nan), b.to_numpy(dtype="float64", na_value=np.nan)
             # sums of salaries over empty groups may be 0 or null depending on the engine
             if col.startswith("sum_"):

@@ -31,7 +31,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from scalebench.datasets.schemas import SCHEMAS, Schema
+from scalebench.datasets.schemas import KEYS_PREFIX, SCHEMAS, Schema, schema_for
 
 GENERATOR_VERSION = 2
 FORMATS = ("csv", "parquet")
@@ -108,15 +108,15 @@ def _sha256_file(path: Path, offset: int = 0, length: int | None = None) -> str:
     return h.hexdigest()
 
 
-def _write_part(schema_name: str, fmt: str, seed: int, part: Part, folder: str) -> dict[str, Any]:
+def _write_part(schema_name: str, fmt: str, seed: int, part: Part, folder: str, family: int) -> dict[str, Any]:
     """Runs in a worker process: draw this part chunk by chunk and write it."""
-    schema = SCHEMAS[schema_name]
+    schema = schema_for(schema_name)
     if fmt == "csv":
         path = Path(folder) / f".piece-{part.index:05d}.csv"
         h = hashlib.sha256()
         with open(path, "wb") as f:
             for c, first, n in part.chunks():
-                data = schema.to_csv(schema.make_chunk(seed, part.index, c, first, n))
+                data = schema.to_csv(schema.make_chunk(seed, part.index, c, first, n, family))
                 h.update(data)
                 f.write(data)
         return {"path": str(path), "bytes": path.stat().st_size, "sha256": h.hexdigest(), "rows": part.rows}
@@ -126,7 +126,7 @@ def _write_part(schema_name: str, fmt: str, seed: int, part: Part, folder: str) 
         with pq.ParquetWriter(sink, schema.arrow, compression="snappy",
                               use_dictionary=list(schema.dictionary_columns)) as writer:
             for c, first, n in part.chunks():
-                writer.write_table(schema.to_table(schema.make_chunk(seed, part.index, c, first, n)),
+                writer.write_table(schema.to_table(schema.make_chunk(seed, part.index, c, first, n, family)),
                                    row_group_size=CHUNK_ROWS)
     return {"path": str(path), "bytes": path.stat().st_size, "sha256": sink.sha.hexdigest(), "rows": part.rows}
 
@@ -291,10 +291,14 @@ def ensure(name: str, rows: int, fmt: str, *, data_dir: Path | str | None = None
            workers: int | None = None, force: bool = False, progress: Any = None) -> StoredDataset:
     """The dataset folder, generated unless a valid one is cached.
 
+    `rows` is the size of the dataset's family: the table itself for most datasets, the
+    table it joins for a join's right tables and dimensions (Schema.table_rows).
     `progress`, when given, is called with the number of rows just finished.
     """
-    if name not in SCHEMAS:
-        raise DatasetError(f"unknown dataset {name!r}; choose from {', '.join(SCHEMAS)}")
+    schema = schema_for(name)
+    if schema is None:
+        raise DatasetError(f"unknown dataset {name!r}; choose from {', '.join(SCHEMAS)}, "
+                           f"{KEYS_PREFIX}<Zipf exponent>")
     if fmt not in FORMATS:
         raise DatasetError(f"--format: unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     if not isinstance(rows, int) or rows < 1:
@@ -314,7 +318,7 @@ def ensure(name: str, rows: int, fmt: str, *, data_dir: Path | str | None = None
         tmp = final.parent / f".{fmt}.tmp-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
-            manifest = _generate(SCHEMAS[name], rows, fmt, seed, workers, tmp, progress)
+            manifest = _generate(schema, rows, fmt, seed, workers, tmp, progress)
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
             os.rename(tmp, final)
         except BaseException as exc:
@@ -331,15 +335,16 @@ def _discard(folder: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def _generate(schema: Schema, rows: int, fmt: str, seed: int, workers: int | None, folder: Path,
+def _generate(schema: Schema, family: int, fmt: str, seed: int, workers: int | None, folder: Path,
               progress: Any) -> dict[str, Any]:
     started = time.perf_counter()
+    rows = schema.table_rows(family)
     parts = plan_parts(rows)
     workers = min(workers or default_workers(), len(parts))
     assembler = _CsvAssembler(folder, schema.csv_header, len(parts)) if fmt == "csv" else None
     results: dict[str, dict[str, Any]] = {}
     try:
-        for part, piece in zip(parts, _run_parts(schema.name, fmt, seed, parts, folder, workers), strict=True):
+        for part, piece in zip(parts, _run_parts(schema.name, fmt, seed, parts, folder, workers, family), strict=True):
             if assembler is not None:
                 assembler.add(part.index, piece)
             else:
@@ -358,7 +363,7 @@ def _generate(schema: Schema, rows: int, fmt: str, seed: int, workers: int | Non
     data_bytes = sum(sum(s[1] for s in e["segments"]) for n, e in results.items() if not n.startswith("half"))
     return {
         "generator_version": GENERATOR_VERSION, "dataset": schema.name, "format": fmt, "rows": rows,
-        "seed": seed, "parts": len(parts), "chunk_rows": CHUNK_ROWS,
+        "family_rows": family, "seed": seed, "parts": len(parts), "chunk_rows": CHUNK_ROWS,
         "schema": [[f.name, str(f.type)] for f in schema.arrow],
         "bytes": data_bytes, "files": results, "workers": workers,
         "elapsed_s": round(elapsed, 3), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -399,11 +404,11 @@ def _main_module_hidden() -> Iterator[None]:
 
 
 def _run_parts(schema: str, fmt: str, seed: int, parts: list[Part], folder: Path,
-               workers: int) -> Iterator[dict[str, Any]]:
+               workers: int, family: int) -> Iterator[dict[str, Any]]:
     """Results in part order, as soon as each is ready. One worker runs in-process."""
     if workers == 1:
         for part in parts:
-            yield _write_part(schema, fmt, seed, part, str(folder))
+            yield _write_part(schema, fmt, seed, part, str(folder), family)
         return
     # fork is instant; with other Python threads alive (a cluster client, say) a fork
     # could copy a held lock, so then fork from a clean server process instead
@@ -411,7 +416,7 @@ def _run_parts(schema: str, fmt: str, seed: int, parts: list[Part], folder: Path
     if ctx.get_start_method() == "forkserver":
         ctx.set_forkserver_preload(["scalebench.datasets.store"])  # children start warm
     with _main_module_hidden(), cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures = [pool.submit(_write_part, schema, fmt, seed, part, str(folder)) for part in parts]
+        futures = [pool.submit(_write_part, schema, fmt, seed, part, str(folder), family) for part in parts]
         try:
             for fut in futures:
                 yield fut.result()
@@ -423,8 +428,8 @@ def _run_parts(schema: str, fmt: str, seed: int, parts: list[Part], folder: Path
 
 def bytes_per_row(name: str, fmt: str, around_row: int = 1_000_000, sample: int = 200_000) -> float:
     """Measured on-disk bytes per row of `fmt`, from a sample drawn near `around_row`."""
-    schema = SCHEMAS[name]
-    c = schema.make_chunk(0, 0, 0, max(0, around_row - sample // 2), sample)
+    schema = schema_for(name)
+    c = schema.make_chunk(0, 0, 0, max(0, around_row - sample // 2), sample, around_row * 2)
     if fmt == "csv":
         return len(schema.to_csv(c)) / sample
     with tempfile.TemporaryDirectory() as d:

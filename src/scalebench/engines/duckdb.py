@@ -9,14 +9,24 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from scalebench.engines.base import Engine, StageInput
-from scalebench.stages import EXTREMES, ID_BUCKET_WIDTH, TOP_EARNERS
+from scalebench.datasets.schemas import schema_for
+from scalebench.engines.base import Engine, NotApplicable, StageInput
+from scalebench.stages import (
+    EXTREMES,
+    H2O_GROUPBY_QUESTIONS,
+    H2O_JOIN_QUESTIONS,
+    ID_BUCKET_WIDTH,
+    SALT_BUCKETS,
+    TOP_EARNERS,
+)
 
-CSV_COLUMNS = {
-    "points": {"id": "BIGINT", "x": "DOUBLE", "y": "DOUBLE", "category": "VARCHAR"},
-    "users": {"id": "BIGINT", "name": "VARCHAR", "age": "INTEGER", "salary": "DOUBLE",
-              "signup_date": "TIMESTAMP", "is_active": "BOOLEAN"},
-}
+SQL_TYPES = {"int64": "BIGINT", "int32": "INTEGER", "double": "DOUBLE", "string": "VARCHAR", "bool": "BOOLEAN",
+             "timestamp[us]": "TIMESTAMP"}
+
+
+def csv_columns(dataset: str) -> dict[str, str]:
+    """Every column's SQL type from the dataset's schema: no inference pass over the CSV."""
+    return {f.name: SQL_TYPES[str(f.type)] for f in schema_for(dataset).arrow}
 
 
 def _sql_str(value: str | Path) -> str:
@@ -55,7 +65,7 @@ class DuckDBEngine(Engine):
 
     def _scan(self, inp: StageInput) -> str:
         if inp.format == "csv":
-            cols = ", ".join(f"{_sql_str(k)}: {_sql_str(v)}" for k, v in CSV_COLUMNS[inp.dataset].items())
+            cols = ", ".join(f"{_sql_str(k)}: {_sql_str(v)}" for k, v in csv_columns(inp.dataset).items())
             return (f"read_csv({_sql_str(inp.path)}, header = true, columns = {{{cols}}}, "
                     "timestampformat = '%Y-%m-%d %H:%M:%S')")
         return f"read_parquet({_sql_str(Path(inp.path) / '*.parquet')})"
@@ -123,6 +133,108 @@ class DuckDBEngine(Engine):
         out.mkdir(parents=True, exist_ok=True)
         self.con.sql(f"COPY (SELECT * FROM {self._scan(inp)} WHERE salary IS NOT NULL ORDER BY salary, id) "
                      f"TO {_sql_str(out / 'sorted.parquet')} (FORMAT parquet)")
+
+
+    # -- db-benchmark ------------------------------------------------------------
+    def _summary(self, grouped: str, question: str) -> pd.DataFrame:
+        """db-benchmark's check: the result's row count and each column's sum."""
+        measures = ", ".join(f"sum({c}) FILTER (WHERE isfinite({c})) AS {c}" if c == "r2" else f"sum({c}) AS {c}"
+                             for c in H2O_GROUPBY_QUESTIONS[question])
+        return self._df(f"SELECT count(*) AS rows, {measures} FROM ({grouped})")
+
+    def _h2o_groupby(self, inp: StageInput, question: str, sql: str) -> pd.DataFrame:
+        return self._summary(sql.format(x=self._scan(inp)), question)
+
+    def h2o_groupby_q1(self, inp: StageInput) -> pd.DataFrame:
+        return self._h2o_groupby(inp, "q1", "SELECT id1, sum(v1) AS v1 FROM {x} GROUP BY id1")
+
+    def h2o_groupby_q2(self, inp: StageInput) -> pd.DataFrame:
+        return self._h2o_groupby(inp, "q2", "SELECT id1, id2, sum(v1) AS v1 FROM {x} GROUP BY id1, id2")
+
+    def h2o_groupby_q3(self, inp: StageInput) -> pd.DataFrame:
+        return self._h2o_groupby(inp, "q3", "SELECT id3, sum(v1) AS v1, avg(v3) AS v3 FROM {x} GROUP BY id3")
+
+    def h2o_groupby_q4(self, inp: StageInput) -> pd.DataFrame:
+        return self._h2o_groupby(inp, "q4", "SELECT id4, avg(v1) AS v1, avg(v2) AS v2, avg(v3) AS v3 "
+                                            "FROM {x} GROUP BY id4")
+
+    def h2o_groupby_q5(self, inp: StageInput) -> pd.DataFrame:
+        return self._h2o_groupby(inp, "q5", "SELECT id6, sum(v1) AS v1, sum(v2) AS v2, sum(v3) AS v3 "
+                                            "FROM {x} GROUP BY id6")
+
+    def h2o_groupby_q6(self, inp: StageInput) -> pd.DataFrame:
+        return self._h2o_groupby(inp, "q6", "SELECT id4, id5, median(v3) AS median_v3, stddev_samp(v3) AS sd_v3 "
+                                            "FROM {x} GROUP BY id4, id5")
+
+    def h2o_groupby_q7(self, inp: StageInput) -> pd.DataFrame:
+        return self._h2o_groupby(inp, "q7", "SELECT id3, max(v1) - min(v2) AS range_v1_v2 FROM {x} GROUP BY id3")
+
+    def h2o_groupby_q8(self, inp: StageInput) -> pd.DataFrame:
+        return self._h2o_groupby(inp, "q8", "SELECT id6, v3 AS largest2_v3 FROM {x} WHERE v3 IS NOT NULL "
+                                            "QUALIFY row_number() OVER (PARTITION BY id6 ORDER BY v3 DESC) <= 2")
+
+    def h2o_groupby_q9(self, inp: StageInput) -> pd.DataFrame:
+        return self._h2o_groupby(inp, "q9", "SELECT id2, id4, pow(corr(v1, v2), 2) AS r2 FROM {x} GROUP BY id2, id4")
+
+    def h2o_groupby_q10(self, inp: StageInput) -> pd.DataFrame:
+        return self._h2o_groupby(inp, "q10", "SELECT id1, id2, id3, id4, id5, id6, sum(v3) AS v3, count(*) AS count "
+                                             "FROM {x} GROUP BY id1, id2, id3, id4, id5, id6")
+
+    def _h2o_join(self, inp: StageInput, question: str) -> pd.DataFrame:
+        table, key, how = H2O_JOIN_QUESTIONS[question]
+        return self._df(f"SELECT count(*) AS rows, sum(x.v1) AS sum_v1, sum(r.v2) AS sum_v2 "
+                        f"FROM {self._scan(inp)} x {how.upper()} JOIN {self._scan(inp.extra[table])} r "
+                        f"ON x.{key} = r.{key}")
+
+    def h2o_join_q1(self, inp: StageInput) -> pd.DataFrame:
+        return self._h2o_join(inp, "q1")
+
+    def h2o_join_q2(self, inp: StageInput) -> pd.DataFrame:
+        return self._h2o_join(inp, "q2")
+
+    def h2o_join_q3(self, inp: StageInput) -> pd.DataFrame:
+        return self._h2o_join(inp, "q3")
+
+    def h2o_join_q4(self, inp: StageInput) -> pd.DataFrame:
+        return self._h2o_join(inp, "q4")
+
+    def h2o_join_q5(self, inp: StageInput) -> pd.DataFrame:
+        return self._h2o_join(inp, "q5")
+
+    # -- joins on users -------------------------------------------------------------
+    def join_dim(self, inp: StageInput) -> pd.DataFrame:
+        return self._df(f"SELECT d.region, count(*) AS count, sum(u.salary) AS sum_salary, "
+                        f"sum(d.weight) AS sum_weight FROM {self._scan(inp)} u "
+                        f"JOIN {self._scan(inp.extra['names_dim'])} d ON u.name = d.name GROUP BY d.region")
+
+    def join_large(self, inp: StageInput) -> pd.DataFrame:
+        return self._df(f"SELECT u.is_active, count(*) AS count, sum(a.balance) AS sum_balance, "
+                        f"sum(u.salary) AS sum_salary FROM {self._scan(inp)} u "
+                        f"JOIN {self._scan(inp.extra['accounts'])} a ON u.id = a.id GROUP BY u.is_active")
+
+    # -- skew -------------------------------------------------------------------------
+    def skew_groupby(self, inp: StageInput, remedy: str = "plain") -> pd.DataFrame:
+        if remedy == "plain":
+            grouped = f"SELECT key, count(*) AS n, sum(v) AS s FROM {self._scan(inp)} GROUP BY key"
+        elif remedy == "salted":  # one thread per salt bucket, then combine: pointless here, done for the record
+            grouped = (f"SELECT key, sum(n) AS n, sum(s) AS s FROM (SELECT key, id % {SALT_BUCKETS} AS salt, "
+                       f"count(*) AS n, sum(v) AS s FROM {self._scan(inp)} GROUP BY key, salt) GROUP BY key")
+        else:
+            raise NotApplicable(f"duckdb has no native skew remedy for groupby ({remedy})")
+        return self._df(f"SELECT count(*) AS groups, sum(n) AS rows, sum(s) AS sum_v, max(n) AS max_count "
+                        f"FROM ({grouped})")
+
+    def skew_join(self, inp: StageInput, remedy: str = "plain") -> pd.DataFrame:
+        keys, dim = self._scan(inp), self._scan(inp.extra["keys_dim"])
+        if remedy == "plain":
+            joined = f"SELECT k.v, d.w FROM {keys} k JOIN {dim} d ON k.key = d.key"
+        elif remedy == "salted":  # each dimension row copied once per salt
+            joined = (f"SELECT k.v, d.w FROM (SELECT *, id % {SALT_BUCKETS} AS salt FROM {keys}) k "
+                      f"JOIN (SELECT *, unnest(range({SALT_BUCKETS})) AS salt FROM {dim}) d "
+                      f"ON k.key = d.key AND k.salt = d.salt")
+        else:
+            raise NotApplicable(f"duckdb runs one hash join on one machine: no {remedy} skew remedy")
+        return self._df(f"SELECT count(*) AS rows, sum(v) AS sum_v, sum(w) AS sum_w FROM ({joined})")
 
 
 ENGINE = DuckDBEngine
