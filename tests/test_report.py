@@ -27,7 +27,7 @@ def _bench(engine: str, query: str, workers: int, median: float) -> dict:
                   "median": median, "iqr": 0.1 * median, "q1": data[0], "q3": data[2], "iqr_outliers": 0,
                   "stddev_outliers": 0, "outliers": "0;0", "ld15iqr": data[0], "hd15iqr": data[2],
                   "ops": 1 / median, "total": sum(data), "data": data, "iterations": 1},
-        "extra_info": {"engine": engine, "stage": query.split("-")[0], "query": query.split("-")[1],
+        "extra_info": {"engine": engine, "stage": query.split("-", 1)[0], "query": query.split("-", 1)[1],
                        "format": "parquet", "rows": 20_000, "workers": workers,
                        "peak_tree_pss_bytes": 300 * 2**20, "throughput_rows_per_s": 20_000 / median},
     }
@@ -88,6 +88,22 @@ def test_report_writes_tables_and_plots(run_json, tmp_path):
     assert ">pandas groupby-age parquet<" in scaling and ">ideal<" in scaling
     html = (out / "report.html").read_text()
     assert html.count("<svg") >= 3 and "All results" in html
+
+
+def test_report_totals_db_benchmark_and_shows_the_skew_penalty(tmp_path):
+    times = {"skew-join-uniform-plain": 1.0, "skew-join-zipf-plain": 3.0, "skew-join-uniform-salted": 1.2,
+             "skew-join-zipf-salted": 1.5, **{f"h2o_groupby-q{i}": 0.1 * i for i in range(1, 11)}}
+    doc = {"machine_info": {}, "commit_info": {}, "datetime": "2026-11-23T00:00:00", "version": "5.2.3",
+           "benchmarks": [_bench("spark", q, 2, t) for q, t in times.items()]}
+    path = tmp_path / "skew.json"
+    path.write_text(json.dumps(doc))
+    out = tmp_path / "report"
+    assert main(["report", str(path), "-o", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    assert "| skew | parquet | 20,000 | 2 | spark | 5.50 s (10 q) |  |" in md  # 0.1 + 0.2 + ... + 1.0
+    assert "| skew | parquet | 2 | spark | join | plain | 1.00 s | 3.00 s | 3.00 | 1.00 |" in md
+    assert "| skew | parquet | 2 | spark | join | salted | 1.20 s | 1.50 s | 1.25 | 2.00 |" in md
+    assert (out / "skew.svg").exists()
 
 
 def test_a_real_saved_run_works_with_both_tools(tmp_path, data_dir):

@@ -151,6 +151,7 @@ def benchmark_query(benchmark, run: QueryRun, data: StoredDataset, references: R
     whole cluster's.
     """
     sampler = TreeSampler(measure.sample_interval, run.engine.pids) if measure.sample_interval else None
+    spilled_before = run.engine.spilled_bytes()
     run.prepare()
     with sampler or contextlib.nullcontext():
         started = time.perf_counter()
@@ -161,6 +162,7 @@ def benchmark_query(benchmark, run: QueryRun, data: StoredDataset, references: R
     with sampler or contextlib.nullcontext():
         benchmark.pedantic(run, setup=run.prepare, rounds=rounds, iterations=1, warmup_rounds=0)
     references.check(run, data)
+    spilled_after = run.engine.spilled_bytes()
     stats = getattr(getattr(benchmark, "stats", None), "stats", None)
     median = getattr(stats, "median", None) or cold_s
     info = {
@@ -171,6 +173,8 @@ def benchmark_query(benchmark, run: QueryRun, data: StoredDataset, references: R
         "rounds": rounds, "cold_s": cold_s,
         "throughput_rows_per_s": data.rows / median, "throughput_mb_per_s": data.bytes / 1e6 / median,
         "check": f"equal to {REFERENCE_ENGINE} reference", "notes": notes,
+        # over the cold run and every round; None where the framework does not report it
+        "spilled_bytes": None if spilled_before is None or spilled_after is None else spilled_after - spilled_before,
     }
     if sampler:
         info.update(sampler.summary())

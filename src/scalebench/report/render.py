@@ -37,6 +37,36 @@ def scaling(df: pd.DataFrame) -> pd.DataFrame:
     return out.dropna(subset=["speedup"])[keys + ["workers", "median_s", "speedup", "efficiency"]]
 
 
+def h2o_totals(df: pd.DataFrame) -> pd.DataFrame:
+    """db-benchmark's headline: per engine, the summed median time of its groupby (q1..q10) and
+    join (q1..q5) questions, with how many questions ran (a total over fewer is not comparable)."""
+    h2o = df[df["stage"].isin(["h2o_groupby", "h2o_join"])]
+    if h2o.empty:
+        return pd.DataFrame()
+    return (h2o.groupby(["run", "format", "rows", "workers", "engine", "stage"], dropna=False)["median_s"]
+            .agg(total_s="sum", questions="count").reset_index())
+
+
+def skew_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per engine, operation and remedy: uniform and Zipf-skewed medians, the skew penalty
+    (skewed / uniform), and what the remedy recovered (plain skewed / remedied skewed)."""
+    sk = df[df["stage"] == "skew"].copy()
+    if sk.empty:
+        return pd.DataFrame()
+    parts = sk["query"].str.removeprefix("skew-").str.split("-", expand=True)
+    sk["op"], sk["keys"], sk["remedy"] = parts[0], parts[1], parts[2]
+    piv = sk.pivot_table(index=["run", "format", "workers", "engine", "op", "remedy"], columns="keys",
+                         values="median_s", aggfunc="median").reset_index()
+    for col in ("uniform", "zipf"):
+        if col not in piv:
+            piv[col] = float("nan")
+    piv["penalty"] = piv["zipf"] / piv["uniform"]
+    plain = piv[piv["remedy"] == "plain"].set_index(["run", "format", "workers", "engine", "op"])["zipf"]
+    piv["recovered"] = [plain.get(tuple(k), float("nan")) / z for k, z in
+                        zip(piv[["run", "format", "workers", "engine", "op"]].values, piv["zipf"], strict=True)]
+    return piv
+
+
 def _fmt_s(v: float) -> str:
     return "" if pd.isna(v) else (f"{v * 1000:.1f} ms" if v < 1 else f"{v:.2f} s")
 
@@ -61,6 +91,31 @@ def markdown(df: pd.DataFrame) -> str:
                 mem = f", {format_bytes(r.peak_tree_bytes)}" if pd.notna(r.peak_tree_bytes) else ""
                 cells.append(f"{_fmt_s(r.median_s)} ({r.vs_fastest:.1f}x, duckdb {r.vs_duckdb:.2f}x{mem})")
             parts.append(f"| {query} | " + " | ".join(cells) + " |")
+        parts.append("")
+    totals = h2o_totals(df)
+    if not totals.empty:
+        parts += ["## db-benchmark totals", "",
+                  "Sum of the median times of db-benchmark's questions (groupby q1-q10, join q1-q5).", "",
+                  "| run | format | rows | workers | engine | groupby total | join total |",
+                  "|---|---|---|---|---|---|---|"]
+        for key, g in totals.groupby(["run", "format", "rows", "workers", "engine"], dropna=False):
+            cells = []
+            for stage in ("h2o_groupby", "h2o_join"):
+                r = g[g["stage"] == stage]
+                cells.append("" if r.empty else f"{_fmt_s(r.total_s.iloc[0])} ({int(r.questions.iloc[0])} q)")
+            run, fmt, rows, workers, engine = key
+            parts.append(f"| {run} | {fmt} | {int(rows):,} | {workers} | {engine} | " + " | ".join(cells) + " |")
+        parts.append("")
+    skew = skew_table(df)
+    if not skew.empty:
+        parts += ["## Skew", "",
+                  "penalty = Zipf-skewed keys / uniform keys (same rows); recovered = plain on skewed keys / "
+                  "this remedy on skewed keys (above 1: the remedy helps).", "",
+                  "| run | format | workers | engine | op | remedy | uniform | skewed | penalty | recovered |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in skew.itertuples():
+            parts.append(f"| {r.run} | {r.format} | {r.workers} | {r.engine} | {r.op} | {r.remedy} | "
+                         f"{_fmt_s(r.uniform)} | {_fmt_s(r.zipf)} | {r.penalty:.2f} | {r.recovered:.2f} |")
         parts.append("")
     sc = scaling(df)
     if not sc.empty and (sc["workers"] > 1).any():
@@ -101,6 +156,15 @@ def plots(df: pd.DataFrame) -> dict[str, str]:
         ax.set_ylabel("speedup T(1)/T(n)")
         ax.legend(fontsize=6)
         figs["scaling"] = _svg(fig)
+    skew = skew_table(df)
+    if not skew.empty and skew["penalty"].notna().any():
+        fig, ax = plt.subplots(figsize=(7, 4))
+        skew.assign(label=skew["op"] + " " + skew["remedy"]).pivot_table(
+            index="engine", columns="label", values="penalty", aggfunc="median").plot.bar(ax=ax, rot=0)
+        ax.axhline(1, color="k", linestyle="--", linewidth=0.8)
+        ax.set_ylabel("skewed / uniform time")
+        ax.set_title("skew penalty per remedy")
+        figs["skew"] = _svg(fig)
     if df["rows"].nunique() > 1:
         fig, ax = plt.subplots(figsize=(7, 4))
         for (engine, query, fmt), g in df.groupby(["engine", "query", "format"]):
