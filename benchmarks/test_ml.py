@@ -128,31 +128,42 @@ def expected_predictions(inp, model_dir) -> tuple[int, float]:
     return rows, total
 
 
-def check_predictions(out, inp, model_dir) -> dict:
+def check_predictions(out, inp, model_dir, csv_out=None) -> dict:
+    """Exactly one row per input row, predictions equal to the model's; the CSV copy equal too."""
     written = pd.read_parquet(out)
     want_rows, want_sum = expected_predictions(inp, model_dir)
     assert list(written.columns)[:3] == ["id", "name", "prediction"], list(written.columns)
     assert len(written) == want_rows == inp.rows, (len(written), want_rows, inp.rows)
     assert np.isclose(np.nansum(written["prediction"]), want_sum, rtol=1e-9)
+    if csv_out is not None:
+        files = sorted(csv_out.glob("*.csv"))
+        assert files, f"{csv_out}: no CSV written"
+        csv = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+        assert list(csv.columns) == ["id", "name", "prediction"], list(csv.columns)
+        assert len(csv) == inp.rows and csv["id"].sort_values().tolist() == written["id"].sort_values().tolist()
+        assert np.isclose(np.nansum(csv["prediction"]), want_sum, rtol=1e-9)
     return {"prediction_rows": len(written), "prediction_sum": want_sum}
 
 
+@pytest.mark.parametrize("output", ["parquet", "parquet+csv"])
 @pytest.mark.parametrize("engine_name", ML_ENGINES)
-def test_predict(benchmark, engine_name, settings, clusters, datasets, trained_model, tmp_path):
+def test_predict(benchmark, engine_name, output, settings, clusters, datasets, trained_model, tmp_path):
     engine = _engine(clusters, engine_name, settings.workers[-1], settings)
     new = datasets.get("users", "parquet", seed_offset=1)  # new users the model has not seen
     inp = stage_input(new)
     out = tmp_path / "predictions"
-    benchmark.group = f"predict {new.rows:,} rows"
+    csv_root = tmp_path / "csv" if output == "parquet+csv" else None
+    benchmark.group = f"predict to {output} {new.rows:,} rows"
     runs = iter(range(10**6))
 
     def predict():
-        engine.predict(inp, trained_model, out / str(next(runs)))
+        run = str(next(runs))
+        engine.predict(inp, trained_model, out / run, csv_root and csv_root / run)
 
     _, cold = _pedantic(benchmark, predict, settings.ml_rounds)
-    info = check_predictions(out / "0", inp, trained_model)
+    info = check_predictions(out / "0", inp, trained_model, csv_root and csv_root / "0")
     median = benchmark.stats.stats.median if benchmark.stats else cold
-    benchmark.extra_info.update({**engine.describe(), "stage": "predict", "rows": new.rows, **info,
+    benchmark.extra_info.update({**engine.describe(), "stage": "predict", "output": output, "rows": new.rows, **info,
                                  "rows_per_s": new.rows / median, "notes": dict(engine.last_notes)})
 
 

@@ -122,7 +122,8 @@ H2O_GROUPBY_QUESTIONS: dict[str, tuple[str, ...]] = {
     "q3": ("v1", "v3"),             # sum v1 mean v3 by id3
     "q4": ("v1", "v2", "v3"),       # mean v1:v3 by id4
     "q5": ("v1", "v2", "v3"),       # sum v1:v3 by id6
-    "q6": ("median_v3", "sd_v3"),   # median v3 sd v3 by id4 id5 (sd: sample, n-1)
+    "q6": ("median_v3", "sd_v3"),   # median v3 sd v3 by id4 id5 (sd: sample, n-1; the sum
+                                    # skips one-row groups, whose sd is undefined)
     "q7": ("range_v1_v2",),         # max v1 - min v2 by id3
     "q8": ("largest2_v3",),         # largest two v3 by id6 (up to two rows per id6)
     "q9": ("r2",),                  # regression v1 v2 by id2 id4: corr(v1, v2)**2; the sum

@@ -63,6 +63,37 @@ class EngineUnavailable(RuntimeError):
     """The framework is not installed or cannot run here (for example no Java)."""
 
 
+class ClusterUnreachable(RuntimeError):
+    """A cluster address the user gave cannot be reached: an error, never a skip (unlike
+    EngineUnavailable, which means the framework cannot run here at all)."""
+
+    CONNECT_TIMEOUT_S = 5.0
+
+    @classmethod
+    def probe(cls, option: str, address: str, default_port: int | None = None,
+              timeout: float = CONNECT_TIMEOUT_S) -> None:
+        """Open and close one TCP connection to `address` (scheme://host:port, host:port) within
+        `timeout` seconds, so a wrong address fails in seconds, naming the option, instead of
+        after the framework's own retries (minutes for Ray and Spark)."""
+        import socket
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(address if "://" in address else f"//{address}")
+        try:
+            host, port = parts.hostname, parts.port or default_port
+        except ValueError:
+            host, port = None, None
+        if not host or port is None:
+            raise cls(f"{option} {address}: not an address of the form host:port")
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                pass
+        except OSError as exc:
+            reason = f"no answer within {timeout:g} s" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+            raise cls(f"{option} {address}: cannot connect to {host}:{port} ({reason}); "
+                      f"is the cluster running there?") from None
+
+
 class NotApplicable(NotImplementedError):
     """This engine has no idiom for this stage (DuckDB trains no models)."""
 
@@ -104,9 +135,19 @@ class Engine(abc.ABC):
             "memory_budget_bytes": self.spec.memory_budget_bytes,
         }
 
+    def spilled_bytes(self) -> int | None:
+        """Bytes the framework has spilled to disk so far (a running total), or None when it
+        does not report spilling; the benchmark records the growth over a query."""
+        return None
+
     def pids(self) -> list[int]:
         """Cluster processes that are not descendants of this process."""
         return []
+
+    def alive(self) -> bool:
+        """Cheap health check: False when the cluster is known to be dead or broken, so a
+        session-wide pool replaces it instead of handing it to the next benchmark."""
+        return True
 
     def __enter__(self) -> Engine:
         self.start()
@@ -154,10 +195,11 @@ class Engine(abc.ABC):
         """`[fn(t) for t in tasks]`, with the calls spread over the cluster."""
         raise NotApplicable(f"{self.name} cannot distribute model fits")
 
-    def predict(self, inp: StageInput, model_dir: Path, out: Path) -> None:
+    def predict(self, inp: StageInput, model_dir: Path, out: Path, csv_out: Path | None = None) -> None:
         """Load the saved model and scaler (ml.load_model), predict salary for every row of the
         users input in batches inside the framework (ml.predict_frame per batch), and write
-        id, name, prediction to Parquet under `out`. Record the batch count in last_notes."""
+        id, name, prediction to Parquet under `out`, and also as CSV files with a header under
+        `csv_out` when given. Record the batch count in last_notes."""
         raise NotApplicable(f"{self.name} does not predict")
 
     def tune(self, inp: StageInput, out: Path, sample_rows: int, distributed: bool, seed: int = 42) -> Any:

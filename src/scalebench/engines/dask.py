@@ -29,9 +29,24 @@ import pyarrow as pa
 from dask.utils import get_default_shuffle_method
 
 from scalebench import ml
-from scalebench.engines.base import ClusterSpec, Engine, EngineUnavailable, StageInput
+from scalebench.datasets.schemas import schema_for
+from scalebench.engines.base import (
+    ClusterSpec,
+    ClusterUnreachable,
+    Engine,
+    EngineUnavailable,
+    NotApplicable,
+    StageInput,
+)
 from scalebench.measure.procs import terminate_all
-from scalebench.stages import EXTREMES, ID_BUCKET_WIDTH, TOP_EARNERS
+from scalebench.stages import (
+    EXTREMES,
+    H2O_GROUPBY_QUESTIONS,
+    H2O_JOIN_QUESTIONS,
+    ID_BUCKET_WIDTH,
+    SALT_BUCKETS,
+    TOP_EARNERS,
+)
 
 CSV_BLOCKSIZE_MAX = 64 * 2**20
 """Most bytes of CSV per partition (~1.4M users rows): small next to a worker's memory budget."""
@@ -50,7 +65,11 @@ PREDICTION_META = pd.DataFrame({"id": pd.Series(dtype="int64"), "name": pd.Serie
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 STRING_COLUMNS = ("name", "category")
 NO_WORKERS_TIMEOUT = "60s"
+CONNECT_TIMEOUT = "10s"
+"""start(): how long a given --dask-scheduler may take to answer (Dask's default is 30 s)."""
 """Tasks fail instead of waiting forever when a local cluster has lost every worker."""
+ALIVE_TIMEOUT_S = 10
+"""alive(): how long the scheduler may take to answer, or to regain a worker."""
 IDLE_MEMORY_SHARE = 0.5
 """start() refuses a budget where an idle worker already uses more than this share."""
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
@@ -128,7 +147,13 @@ class DaskEngine(Engine):
         if self._client is not None:
             return
         if self.spec.address:
-            self._client = distributed.Client(self.spec.address, set_as_default=False)
+            ClusterUnreachable.probe("--dask-scheduler", self.spec.address, default_port=8786)
+            try:  # a listener that is not a Dask scheduler: fail within the timeout, naming it
+                self._client = distributed.Client(self.spec.address, set_as_default=False,
+                                                  timeout=CONNECT_TIMEOUT)
+            except (OSError, TimeoutError) as exc:
+                raise ClusterUnreachable(f"--dask-scheduler {self.spec.address}: no Dask scheduler answered "
+                                         f"within {CONNECT_TIMEOUT} ({exc})") from exc
             return
         spill = self.spec.spill_dir
         if spill is None:
@@ -191,6 +216,24 @@ class DaskEngine(Engine):
             raise RuntimeError(f"dask cluster at {self._client.scheduler.address} has no live worker "
                                f"(killed at the memory limit of {self.spec.memory_per_worker_bytes} bytes?)") from exc
 
+    def alive(self) -> bool:
+        """The client is connected and the scheduler answers with at least one worker (a
+        nanny restarts a killed worker within seconds, so wait briefly for one)."""
+        if self._client is None or self._client.status != "running":
+            return False
+        if self._cluster is not None:
+            scheduler = getattr(self._cluster, "scheduler", None)
+            if self._cluster.status.name != "running" or (
+                    scheduler is not None and scheduler.status.name != "running"):
+                return False
+        try:
+            if self._client.nthreads(callback_timeout=ALIVE_TIMEOUT_S):
+                return True
+            self._client.wait_for_workers(1, timeout=ALIVE_TIMEOUT_S)
+            return True
+        except Exception:
+            return False
+
     def _check_loopback(self) -> None:
         """Fail loudly if any listening socket of the cluster is off loopback."""
         procs = [psutil.Process()] + [p for p in map(_proc, self._started_pids) if p is not None]
@@ -233,6 +276,17 @@ class DaskEngine(Engine):
         if getattr(tracker, "_pid", None) in self._started_pids:
             with contextlib.suppress(Exception):
                 tracker._stop()
+
+    def spilled_bytes(self) -> int | None:
+        """Sum over workers of what their SpillBuffer has written to disk (pickled size)."""
+        def spilled(dask_worker: Any) -> int:
+            total = getattr(dask_worker.data, "spilled_total", None)
+            return int(total.disk) if total is not None else 0
+
+        try:
+            return sum(self._client.run(spilled).values())
+        except Exception:
+            return None
 
     def pids(self) -> list[int]:
         """Scheduler, nannies and workers of a connected cluster on this machine, for the
@@ -315,6 +369,20 @@ class DaskEngine(Engine):
 
     def _points(self, inp: StageInput) -> dd.DataFrame:
         return self._read(inp, POINTS_COLUMNS, POINTS_DTYPES)
+
+    def _table(self, inp: StageInput) -> dd.DataFrame:
+        """Any catalogued dataset (db-benchmark, dimensions, keys), with the CSV dtypes taken from
+        its Arrow schema so read_csv never infers a type from a sample."""
+        schema = schema_for(inp.dataset)
+        if schema is None:
+            raise ValueError(f"{inp.path}: unknown dataset {inp.dataset!r}")
+        dates = tuple(f.name for f in schema.arrow if pa.types.is_timestamp(f.type))
+        dtypes = {f.name: _pandas_dtype(f.type) for f in schema.arrow if f.name not in dates}
+        return self._read(inp, tuple(schema.arrow.names), dtypes, dates)
+
+    def _threads(self) -> int:
+        assert self._client is not None
+        return sum(self._client.nthreads().values()) or self.spec.cores
 
     # -- etl ---------------------------------------------------------------------
     @_on_cluster
@@ -485,7 +553,7 @@ class DaskEngine(Engine):
         return list(out)
 
     @_on_cluster
-    def predict(self, inp: StageInput, model_dir: Path, out: Path) -> None:
+    def predict(self, inp: StageInput, model_dir: Path, out: Path, csv_out: Path | None = None) -> None:
         """map_partitions(ml.predict_frame) with the model and scaler loaded on the driver and
         sent to the cluster once (a Delayed argument), then to_parquet: one batch per partition."""
         model, scaler = ml.load_model(model_dir)
@@ -493,8 +561,279 @@ class DaskEngine(Engine):
         self._note(df, None)
         fitted = dask.delayed((model, scaler), pure=True, traverse=False)
         pred = df.map_partitions(_predict_partition, fitted, meta=PREDICTION_META)
-        pred.to_parquet(str(out), write_index=False, schema=_string_schema(pred))
+        writes = [pred.to_parquet(str(out), write_index=False, schema=_string_schema(pred), compute=False)]
+        if csv_out is not None:  # one graph: each partition is predicted once for both files
+            csv_out.mkdir(parents=True, exist_ok=True)
+            writes.append(pred.to_csv(str(csv_out / "part-*.csv"), index=False, compute=False))
+        dask.compute(*writes)
         self.last_notes["batches"] = pred.npartitions
+
+    # -- db-benchmark groupby (see scalebench.stages) ------------------------------------
+    def _h2o_groupby(self, df: dd.DataFrame, question: str, res: dd.DataFrame, idiom: str) -> pd.DataFrame:
+        """db-benchmark's check computed by Dask over the grouped result: its row count and the
+        sum of each measure, all in one graph so the groupby runs once (sums skip NaN, as q9 asks)."""
+        self.last_notes = {"partitions": df.npartitions, "idiom": idiom, **_plan(res),
+                           "result_partitions": res.npartitions, "shuffle_method": get_default_shuffle_method()}
+        return _one_row(rows=res.shape[0], **{c: res[c].sum() for c in H2O_GROUPBY_QUESTIONS[question]})
+
+    @_on_cluster
+    def h2o_groupby_q1(self, inp: StageInput) -> pd.DataFrame:
+        """sum v1 by id1: tree reduction (100 groups)."""
+        df = self._table(inp)
+        res = df.groupby("id1").agg(v1=("v1", "sum"))
+        return self._h2o_groupby(df, "q1", res, "groupby.agg tree reduction")
+
+    @_on_cluster
+    def h2o_groupby_q2(self, inp: StageInput) -> pd.DataFrame:
+        """sum v1 by id1:id2: tree reduction (10k groups)."""
+        df = self._table(inp)
+        res = df.groupby(["id1", "id2"]).agg(v1=("v1", "sum"))
+        return self._h2o_groupby(df, "q2", res, "groupby.agg tree reduction")
+
+    @_on_cluster
+    def h2o_groupby_q3(self, inp: StageInput) -> pd.DataFrame:
+        """sum v1 mean v3 by id3: N/100 groups, so split_out=True shuffles the partial aggregates
+        (as groupby_id_bucket does) instead of combining them all in one task."""
+        df = self._table(inp)
+        res = df.groupby("id3").agg(v1=("v1", "sum"), v3=("v3", "mean"), split_out=True)
+        return self._h2o_groupby(df, "q3", res, "groupby.agg split_out=True: hash shuffle of partial aggregates")
+
+    @_on_cluster
+    def h2o_groupby_q4(self, inp: StageInput) -> pd.DataFrame:
+        """mean v1:v3 by id4: tree reduction (100 groups)."""
+        df = self._table(inp)
+        res = df.groupby("id4").agg(v1=("v1", "mean"), v2=("v2", "mean"), v3=("v3", "mean"))
+        return self._h2o_groupby(df, "q4", res, "groupby.agg tree reduction")
+
+    @_on_cluster
+    def h2o_groupby_q5(self, inp: StageInput) -> pd.DataFrame:
+        """sum v1:v3 by id6: N/100 groups, split_out=True."""
+        df = self._table(inp)
+        res = df.groupby("id6").agg(v1=("v1", "sum"), v2=("v2", "sum"), v3=("v3", "sum"), split_out=True)
+        return self._h2o_groupby(df, "q5", res, "groupby.agg split_out=True: hash shuffle of partial aggregates")
+
+    @_on_cluster
+    def h2o_groupby_q6(self, inp: StageInput) -> pd.DataFrame:
+        """median v3 sd v3 by id4 id5: a median does not decompose, so Dask shuffles the rows by
+        group and takes the exact median per group (its holistic aggregation); std is ddof=1."""
+        df = self._table(inp)
+        res = df.groupby(["id4", "id5"]).agg(median_v3=("v3", "median"), sd_v3=("v3", "std"))
+        return self._h2o_groupby(df, "q6", res, "groupby.agg with median: holistic, hash shuffle of rows")
+
+    @_on_cluster
+    def h2o_groupby_q7(self, inp: StageInput) -> pd.DataFrame:
+        """max v1 - min v2 by id3: N/100 groups, split_out=True, then a column expression."""
+        df = self._table(inp)
+        res = df.groupby("id3").agg(v1=("v1", "max"), v2=("v2", "min"), split_out=True)
+        res = res.assign(range_v1_v2=res["v1"] - res["v2"])
+        return self._h2o_groupby(df, "q7", res, "groupby.agg split_out=True: hash shuffle of partial aggregates")
+
+    @_on_cluster
+    def h2o_groupby_q8(self, inp: StageInput) -> pd.DataFrame:
+        """largest two v3 by id6: each partition keeps its own two largest per id6 (pre-aggregation,
+        so at most two rows per group and partition move), shuffle on id6, then the two largest
+        again. Vectorised pandas per partition instead of a Python call per group (groupby.apply)."""
+        df = self._table(inp)
+        x = df[["id6", "v3"]].dropna(subset=["v3"])
+        top = x.map_partitions(_largest2, meta=x._meta).shuffle(on="id6")
+        res = top.map_partitions(_largest2, meta=x._meta).rename(columns={"v3": "largest2_v3"})
+        return self._h2o_groupby(df, "q8", res, "map_partitions top-2, shuffle on id6, map_partitions top-2")
+
+    @_on_cluster
+    def h2o_groupby_q9(self, inp: StageInput) -> pd.DataFrame:
+        """corr(v1, v2)**2 by id2 id4 from co-moment sums in one groupby.agg tree reduction (what
+        Dask's groupby.corr computes inside; corr itself fails on a one-partition frame in dask
+        2026.8: "Expected iterable of tuples of (name, dtype)"). v1 and v2 are integers, so the
+        sums are exact; a group with constant v1 or v2 or one row has no r2 (NaN, skipped)."""
+        df = self._table(inp)
+        x = df[["id2", "id4", "v1", "v2"]].astype({"v1": "float64", "v2": "float64"})
+        x = x.assign(v11=x["v1"] * x["v1"], v22=x["v2"] * x["v2"], v12=x["v1"] * x["v2"])
+        m = x.groupby(["id2", "id4"]).agg(n=("v1", "count"), s1=("v1", "sum"), s2=("v2", "sum"),
+                                          s11=("v11", "sum"), s22=("v22", "sum"), s12=("v12", "sum"))
+        cov = m["n"] * m["s12"] - m["s1"] * m["s2"]
+        var = (m["n"] * m["s11"] - m["s1"] ** 2) * (m["n"] * m["s22"] - m["s2"] ** 2)
+        res = (cov * cov / var).where(var > 0).to_frame("r2")
+        return self._h2o_groupby(df, "q9", res, "groupby.agg of co-moment sums (tree reduction), r2 per group")
+
+    @_on_cluster
+    def h2o_groupby_q10(self, inp: StageInput) -> pd.DataFrame:
+        """sum v3 count by id1:id6: about one group per row, so the partial aggregates do not
+        shrink and split_out=True spreads them over every partition."""
+        df = self._table(inp)
+        keys = ["id1", "id2", "id3", "id4", "id5", "id6"]
+        res = df.groupby(keys).agg(v3=("v3", "sum"), count=("v3", "size"), split_out=True)
+        return self._h2o_groupby(df, "q10", res, "groupby.agg split_out=True: hash shuffle of partial aggregates")
+
+    # -- db-benchmark join -----------------------------------------------------------
+    def _h2o_join(self, inp: StageInput, question: str) -> pd.DataFrame:
+        """x.merge(right) as a user writes it: Dask picks the strategy from the partition counts (a
+        right table in one partition joins every x partition blockwise: a broadcast; else a hash
+        join by P2P shuffle), recorded in the notes."""
+        table, key, how = H2O_JOIN_QUESTIONS[question]
+        x, right = self._table(inp), self._table(inp.extra[table])
+        joined = x.merge(right, on=key, how=how)
+        answer = _one_row(rows=joined.shape[0], sum_v1=joined["v1"].sum(), sum_v2=joined["v2"].sum())
+        self.last_notes = {"partitions": {"x": x.npartitions, table: right.npartitions}, **_plan(joined),
+                           "shuffle_method": get_default_shuffle_method()}
+        return answer
+
+    @_on_cluster
+    def h2o_join_q1(self, inp: StageInput) -> pd.DataFrame:
+        return self._h2o_join(inp, "q1")
+
+    @_on_cluster
+    def h2o_join_q2(self, inp: StageInput) -> pd.DataFrame:
+        return self._h2o_join(inp, "q2")
+
+    @_on_cluster
+    def h2o_join_q3(self, inp: StageInput) -> pd.DataFrame:
+        return self._h2o_join(inp, "q3")
+
+    @_on_cluster
+    def h2o_join_q4(self, inp: StageInput) -> pd.DataFrame:
+        return self._h2o_join(inp, "q4")
+
+    @_on_cluster
+    def h2o_join_q5(self, inp: StageInput) -> pd.DataFrame:
+        return self._h2o_join(inp, "q5")
+
+    # -- joins on users --------------------------------------------------------------
+    @_on_cluster
+    def join_dim(self, inp: StageInput) -> pd.DataFrame:
+        """merge(broadcast=True): the 30-row dimension goes to every users partition, which never
+        moves; then a tree reduction per region."""
+        users = self._users(inp)[["name", "salary"]]
+        dim = self._table(inp.extra["names_dim"])
+        joined = users.merge(dim, on="name", how="inner", broadcast=True)
+        res = joined.groupby("region").agg(count=("salary", "size"), sum_salary=("salary", "sum"),
+                                           sum_weight=("weight", "sum"))
+        out = res.compute().reset_index()
+        self.last_notes = {"partitions": {"users": users.npartitions, "names_dim": dim.npartitions},
+                           **_plan(joined), "idiom": "merge(broadcast=True)"}
+        return out
+
+    @_on_cluster
+    def join_large(self, inp: StageInput) -> pd.DataFrame:
+        """A shuffle join of two tables of similar size: both sides hash-partitioned on id into
+        max(partitions, threads) partitions (P2P shuffles), merged partition by partition
+        (_shuffle_join), then a tree reduction per is_active."""
+        users = self._users(inp)[["id", "salary", "is_active"]]
+        accounts = self._table(inp.extra["accounts"])
+        n = max(users.npartitions, accounts.npartitions, self._threads())
+        joined = _shuffle_join(users, accounts, "id", n)
+        res = joined.groupby("is_active").agg(count=("id", "size"), sum_balance=("balance", "sum"),
+                                              sum_salary=("salary", "sum"))
+        out = res.compute().reset_index()
+        self.last_notes = {"partitions": {"users": users.npartitions, "accounts": accounts.npartitions},
+                           **_plan(joined), "shuffle_method": get_default_shuffle_method()}
+        return out
+
+    # -- skew ------------------------------------------------------------------------
+    @_on_cluster
+    def skew_groupby(self, inp: StageInput, remedy: str = "plain") -> pd.DataFrame:
+        """Per key count and sum(v). plain: groupby.agg with split_out=True (rows/100 keys, as in
+        groupby_id_bucket): each partition pre-aggregates before the shuffle, so the hot key moves
+        as one row per partition. salted: the same two-phase, on (key, salt) and then on key.
+        Dask has no other groupby skew remedy (its map-side combine is what salting imitates)."""
+        keys = self._table(inp)[["id", "key", "v"]]
+        if remedy == "plain":
+            res = keys.groupby("key").agg(n=("v", "size"), s=("v", "sum"), split_out=True)
+        elif remedy == "salted":
+            # no named aggregation in the first phase: Dask 2026.8 then fails the second groupby
+            # with KeyError "['key' 'salt'] not in index" (RenameFrame looks for the shuffle keys,
+            # which are index levels here, among the columns)
+            salted = keys.assign(salt=keys["id"] % SALT_BUCKETS)
+            partial = salted.groupby(["key", "salt"])["v"].agg(["size", "sum"], split_out=True)
+            res = partial.reset_index().groupby("key").agg(n=("size", "sum"), s=("sum", "sum"), split_out=True)
+        elif remedy == "native":
+            raise NotApplicable("dask: no native groupby skew remedy; every groupby.agg already combines "
+                                "each partition before its shuffle (what salting imitates)")
+        else:
+            raise ValueError(f"unknown skew remedy {remedy!r}")
+        answer = _one_row(groups=res.shape[0], rows=res["n"].sum(), sum_v=res["s"].sum(), max_count=res["n"].max())
+        self.last_notes = {"remedy": remedy, "partitions": keys.npartitions, **_plan(res),
+                           "result_partitions": res.npartitions,
+                           "idiom": "groupby.agg split_out=True (partial aggregates, hash shuffle)",
+                           "shuffle_method": get_default_shuffle_method(),
+                           **({"salt_buckets": SALT_BUCKETS} if remedy == "salted" else {})}
+        return answer
+
+    @_on_cluster
+    def skew_join(self, inp: StageInput, remedy: str = "plain") -> pd.DataFrame:
+        """keys ⋈ keys_dim on key, in max(partitions, threads) partitions.
+        plain: a shuffle join (_shuffle_join: both sides hash-partitioned on key by P2P shuffles,
+        then merged partition by partition): the hot key lands in one partition.
+        salted: the same on (key, salt), each dimension row replicated once per salt, so the hot
+        key spreads over up to SALT_BUCKETS partitions.
+        native: Dask's own remedy for a skewed key against a small table is the broadcast join
+        (merge broadcast=True): the keys partitions never move, so no partition collects the hot
+        key. Its shuffle methods (p2p, the default here, and tasks) both hash-partition, so
+        choosing between them does not address skew."""
+        keys = self._table(inp)[["id", "key", "v"]]
+        dim = self._table(inp.extra["keys_dim"])
+        parts = {"keys": keys.npartitions, "keys_dim": dim.npartitions}
+        if remedy == "native":
+            joined = keys.merge(dim, on="key", how="inner", broadcast=True)
+        elif remedy in ("plain", "salted"):
+            on: str | list[str] = "key"
+            if remedy == "salted":
+                keys = keys.assign(salt=keys["id"] % SALT_BUCKETS)
+                dim = dim.map_partitions(_with_salts, meta=_with_salts(dim._meta))
+                on = ["key", "salt"]
+            joined = _shuffle_join(keys, dim, on, max(keys.npartitions, dim.npartitions, self._threads()))
+        else:
+            raise ValueError(f"unknown skew remedy {remedy!r}")
+        answer = _one_row(rows=joined.shape[0], sum_v=joined["v"].sum(), sum_w=joined["w"].sum())
+        self.last_notes = {"remedy": remedy, "partitions": parts, **_plan(joined),
+                           "result_partitions": joined.npartitions, "shuffle_method": get_default_shuffle_method(),
+                           **({"salt_buckets": SALT_BUCKETS} if remedy == "salted" else {})}
+        return answer
+
+
+def _pandas_dtype(t: pa.DataType) -> str:
+    """read_csv dtype of an Arrow type: strings as pandas' str, numbers and bools by name."""
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "str"
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
+        return np.dtype(t.to_pandas_dtype()).name
+    raise ValueError(f"no CSV dtype for Arrow type {t}")
+
+
+def _one_row(**scalars: Any) -> pd.DataFrame:
+    """Dask scalars computed together (one graph: what they share runs once), as one row."""
+    values = dask.compute(*scalars.values())
+    return pd.DataFrame([dict(zip(scalars, values, strict=True))])
+
+
+def _plan(frame: dd.DataFrame) -> dict[str, Any]:
+    """What Dask will run for a frame (its optimised, unfused expression): the partitions of each
+    read, after Dask fused narrow Parquet reads (FusedIO), and its join and shuffle steps."""
+    exprs = list(frame.optimize(fuse=False).expr.walk())
+    names = {type(e).__name__ for e in exprs}
+    reads = [e.npartitions for e in exprs if type(e).__name__.startswith(("Read", "FromMap"))  # read_parquet, read_csv
+             or type(e).__name__.endswith("IO")]
+    steps = sorted(n for n in names if any(w in n for w in ("Join", "Merge", "Shuffle", "Broadcast")))
+    return {"read_partitions": reads, "steps": ", ".join(steps) or "none"}
+
+
+def _largest2(part: pd.DataFrame) -> pd.DataFrame:
+    """The two largest v3 of each id6 in one partition (vectorised: sort, then head per group)."""
+    return part.sort_values("v3", ascending=False).groupby("id6", sort=False).head(2)
+
+
+def _with_salts(dim: pd.DataFrame) -> pd.DataFrame:
+    """Each dimension row once per salt 0..SALT_BUCKETS-1 (the salted join's replication)."""
+    return dim.merge(pd.DataFrame({"salt": np.arange(SALT_BUCKETS, dtype="int64")}), how="cross")
+
+
+def _shuffle_join(left: dd.DataFrame, right: dd.DataFrame, on: str | list[str], npartitions: int) -> dd.DataFrame:
+    """Inner join by hash partitioning: shuffle both sides on the key into `npartitions`, then
+    merge the co-partitioned frames partition by partition. Written out because merge(broadcast=
+    False) alone still joins blockwise, with no shuffle, when a side is one partition, and Dask
+    fuses a narrow read of two Parquet files into one partition."""
+    return left.shuffle(on=on, npartitions=npartitions).merge(
+        right.shuffle(on=on, npartitions=npartitions), on=on, how="inner", broadcast=False)
+
 
 
 def _logreg_block(part: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

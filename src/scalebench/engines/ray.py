@@ -29,6 +29,15 @@ per-partition ``map_batches`` (the same contract ``GroupedData.map_groups``
 relies on: a key never spans two output blocks), and top-k answers are a
 per-block ``map_batches`` top-k followed by a small combine on the driver.
 
+db-benchmark, joins and skew: groupbys are ``groupby().aggregate`` (a hash shuffle) and
+db-benchmark's check (row count, column sums) is a ``Dataset.aggregate`` over the grouped
+result. Ray Data has no top-k per group (q8: per-block top-2, hash repartition on id6,
+top-2 again) and no correlation aggregate (q9: grouped sums, then r2). Joins are
+``Dataset.join`` (a hash-shuffle join; it needs ``polars``, which ray[data] does not pull in);
+Ray Data has no broadcast join, so join_dim ships the small dimension to every map task
+(fn_kwargs) and joins each block with pyarrow. Ray Data has no skew remedy of its own: the
+skew queries run plain or salted, and 'native' is NotApplicable.
+
 Machine learning: logreg keeps its prepared blocks in the object store and runs one
 Ray task per block ref for every L-BFGS evaluation (scalebench.ml.fit_distributed on the
 driver); sample_users is Ray Data's seeded random_sample + limit; grid_map uses joblib's
@@ -59,14 +68,29 @@ import pyarrow.parquet as pq
 import ray
 import ray._private.ray_constants as ray_constants
 import ray.data
-from ray.data.aggregate import Count, Mean, Sum
+from ray.data.aggregate import Count, Max, Mean, Min, Quantile, Std, Sum
 from ray.data.datatype import DataType
 from ray.data.expressions import col
 
 from scalebench import ml
-from scalebench.engines.base import ClusterSpec, Engine, EngineUnavailable, StageInput
+from scalebench.datasets.schemas import schema_for
+from scalebench.engines.base import (
+    ClusterSpec,
+    ClusterUnreachable,
+    Engine,
+    EngineUnavailable,
+    NotApplicable,
+    StageInput,
+)
 from scalebench.measure.procs import terminate_all
-from scalebench.stages import EXTREMES, ID_BUCKET_WIDTH, TOP_EARNERS
+from scalebench.stages import (
+    EXTREMES,
+    H2O_GROUPBY_QUESTIONS,
+    H2O_JOIN_QUESTIONS,
+    ID_BUCKET_WIDTH,
+    SALT_BUCKETS,
+    TOP_EARNERS,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +113,16 @@ _USERS_OUT_TYPES: dict[str, pa.DataType] = {
     "id": pa.int64(), "name": pa.string(), "age": pa.int32(), "salary": pa.float64(),
     "signup_date": pa.date32(), "is_active": pa.bool_(),
 }
+
+
+def _schema(dataset: str) -> pa.Schema:
+    """Column types of a dataset: ours above, else the generator's (db-benchmark, joins, skew)."""
+    if dataset in SCHEMAS:
+        return SCHEMAS[dataset]
+    found = schema_for(dataset)
+    if found is None:
+        raise ValueError(f"ray: unknown dataset {dataset!r}")
+    return found.arrow
 
 
 def normalise_name(name: str) -> str:
@@ -198,12 +232,16 @@ def _active_from_folder(tbl: pa.Table) -> pa.Table:
     return tbl.set_column(tbl.column_names.index("is_active"), "is_active", pc.equal(text, "true"))
 
 
-def _predict_write(df: pd.DataFrame, model: Any, scaler: Any, out: str) -> pd.DataFrame:
-    """predict's batch: ml.predict_frame, written as one Parquet file; returns the row count."""
+def _predict_write(df: pd.DataFrame, model: Any, scaler: Any, out: str, csv_out: str | None) -> pd.DataFrame:
+    """predict's batch: ml.predict_frame, written as one Parquet file (and one CSV file when
+    asked); returns the row count."""
     pred = ml.predict_frame(df, model, scaler)
-    name = f"part-{uuid.uuid4().hex}.parquet"
-    pq.write_table(pa.Table.from_pandas(pred, preserve_index=False), f"{out}/.{name}.tmp")
-    os.replace(f"{out}/.{name}.tmp", f"{out}/{name}")
+    stem = f"part-{uuid.uuid4().hex}"
+    pq.write_table(pa.Table.from_pandas(pred, preserve_index=False), f"{out}/.{stem}.tmp")
+    os.replace(f"{out}/.{stem}.tmp", f"{out}/{stem}.parquet")
+    if csv_out is not None:
+        pred.to_csv(f"{csv_out}/.{stem}.tmp", index=False)
+        os.replace(f"{csv_out}/.{stem}.tmp", f"{csv_out}/{stem}.csv")
     return pd.DataFrame({"rows": [len(pred)]})
 
 
@@ -211,6 +249,61 @@ def _combine_top(cands: pd.DataFrame, k: int, by: list[str], ascending: list[boo
     """Driver-side combine of per-block candidates (at most blocks x k rows)."""
     cands = cands.sort_values(by, ascending=ascending, kind="stable")
     return cands.drop_duplicates("id", keep="first").head(k).reset_index(drop=True)
+
+
+def _largest2_v3(tbl: pa.Table) -> pa.Table:
+    """h2o q8 on one block: the two largest non-null v3 of every id6 in it, vectorised.
+
+    Run per input block first (pre-aggregation: at most two rows per id6 and block go into
+    the shuffle) and again per block after the hash repartition on id6, where each id6 is
+    whole in one block, which makes the result exact.
+    """
+    tbl = tbl.select(["id6", "v3"])
+    tbl = tbl.filter(pc.is_valid(tbl["v3"]))
+    if tbl.num_rows == 0:
+        return tbl
+    tbl = tbl.sort_by([("id6", "ascending"), ("v3", "descending")])
+    ids = tbl["id6"].to_numpy()
+    n = len(ids)
+    starts = np.flatnonzero(np.concatenate([[True], ids[1:] != ids[:-1]]))
+    rank = np.arange(n) - np.repeat(starts, np.diff(np.append(starts, n)))
+    return tbl.filter(pa.array(rank < 2))
+
+
+def _r2_of_sums(tbl: pa.Table) -> pa.Table:
+    """h2o q9 per group: corr(v1, v2)**2 from the grouped sums (n, sx, sy, sxx, syy, sxy);
+    null where it is undefined (a constant v1 or v2 in the group, or a single row)."""
+    n, sx, sy, sxx, syy, sxy = (tbl[c].to_numpy().astype(np.float64) for c in ("n", "sx", "sy", "sxx", "syy", "sxy"))
+    cov, vx, vy = n * sxy - sx * sy, n * sxx - sx * sx, n * syy - sy * sy
+    valid = (vx > 0) & (vy > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = np.where(valid, cov * cov / (vx * vy), np.nan)
+    return pa.table({"r2": pa.array(r2, pa.float64(), mask=~valid)})
+
+
+def _nan_as_null(tbl: pa.Table, column: str) -> pa.Table:
+    """Ray's Std gives NaN for a one-row group where SQL's stddev_samp gives null: make it null,
+    so that Sum(ignore_nulls=True) skips it as the reference's sum does."""
+    values = tbl[column]
+    return tbl.set_column(tbl.column_names.index(column), column,
+                          pc.if_else(pc.is_nan(values), pa.scalar(None, values.type), values))
+
+
+def _broadcast_join(tbl: pa.Table, dim: pa.Table, key: str) -> pa.Table:
+    """Map-side inner join of one block with the whole (small) dimension table."""
+    return tbl.join(dim, key, join_type="inner", use_threads=False)
+
+
+def _salt_copies(tbl: pa.Table) -> pa.Table:
+    """The dimension side of a salted join: every row once per salt 0..SALT_BUCKETS-1."""
+    return pa.concat_tables([tbl.append_column("salt", pa.array(np.full(tbl.num_rows, s, np.int64)))
+                             for s in range(SALT_BUCKETS)])
+
+
+def _summary(ds: ray.data.Dataset, *aggs: Any) -> pd.DataFrame:
+    """One-row answer: Dataset.aggregate over the (grouped or joined) result, in Ray Data."""
+    row = ds.aggregate(*aggs) or {}
+    return pd.DataFrame([{a.name: row.get(a.name) for a in aggs}])
 
 
 class _NoCpuWarning(logging.Filter):
@@ -253,6 +346,18 @@ class RayEngine(Engine):
         "sample_users": "ray-data: random_sample(fraction, seed) + limit (preserve_order)",
         "grid_map": "joblib ray backend (ray.util.joblib, pool of Ray actors); Ray tasks on one core",
         "predict": "ray-data: map_batches(pandas, model in fn_kwargs) writing one Parquet file per batch",
+        **{f"h2o_groupby_q{i}": "ray-data: groupby().aggregate (hash shuffle), Dataset.aggregate for the sums"
+           for i in (1, 2, 3, 4, 5, 7, 10)},
+        "h2o_groupby_q6": "ray-data: groupby().aggregate(Quantile(0.5), Std(ddof=1)), Dataset.aggregate",
+        "h2o_groupby_q8": "ray-data: map_batches(top-2 per block), repartition(keys=id6), map_batches(top-2)",
+        "h2o_groupby_q9": "ray-data: with_column(products), groupby().aggregate(sums), map_batches(r2)",
+        **{f"h2o_join_q{i}": "ray-data: Dataset.join (hash shuffle of both sides), Dataset.aggregate"
+           for i in range(1, 6)},
+        "join_dim": "ray-data: map_batches(pyarrow join, dimension in fn_kwargs: broadcast), groupby().aggregate",
+        "join_large": "ray-data: Dataset.join(inner, hash shuffle on id), groupby().aggregate",
+        "skew_groupby": "ray-data: groupby(key).aggregate; salted: groupby(key, salt) then groupby(key)",
+        "skew_join": "ray-data: Dataset.join on key (hash shuffle); salted: on (key, salt) with the dimension "
+                     "copied per salt; native: not applicable (Ray Data has no skew remedy)",
     }
 
     WORKER_POOL_PER_CORE: ClassVar[int] = 2
@@ -337,12 +442,18 @@ class RayEngine(Engine):
         ray_constants.ENABLE_RAY_CLUSTER = False
 
     def _connect(self, address: str) -> None:
+        if address not in ("auto", "local"):  # else ray.init retries an absent GCS for minutes
+            ClusterUnreachable.probe("--ray-address", address,
+                                     default_port=10001 if address.startswith("ray://") else 6379)
         host = address.split("://")[-1].rsplit(":", 1)[0].strip("[]")
         if host in ("127.0.0.1", "localhost", "::1"):
             self._loopback_only()  # otherwise Ray rewrites 127.0.0.1 to the routable address
         self._set_env("RAY_USAGE_STATS_ENABLED", "0")
-        ctx = ray.init(address=address, log_to_driver=False, configure_logging=True,
-                       logging_level=logging.WARNING)
+        try:
+            ctx = ray.init(address=address, log_to_driver=False, configure_logging=True,
+                           logging_level=logging.WARNING)
+        except ConnectionError as exc:  # something listens there, but not a Ray GCS
+            raise ClusterUnreachable(f"--ray-address {address}: {exc}") from exc
         self._address = address
         self._dashboard_url = getattr(ctx, "dashboard_url", None) or None
 
@@ -461,6 +572,24 @@ class RayEngine(Engine):
         if survivors:
             raise RuntimeError(f"ray processes survived stop() and SIGKILL: {survivors}")
 
+    def alive(self) -> bool:
+        """Ray is initialised here and its node is up. A local cluster: its GCS and raylet
+        processes are running (no RPC: a driver whose GCS is gone exits by itself after 60 s,
+        so the pool must notice and stop it first). A connected one: a node reports Alive."""
+        if not self._started or not ray.is_initialized():
+            return False
+        try:
+            if self._owns_cluster:
+                names = set()
+                for p in psutil.Process().children(recursive=True):
+                    with contextlib.suppress(psutil.Error):
+                        if p.status() != psutil.STATUS_ZOMBIE:
+                            names.add(p.name())
+                return {"gcs_server", "raylet"} <= names
+            return any(node.get("Alive") for node in ray.nodes())
+        except Exception:
+            return False
+
     def _restore_env(self) -> None:
         for name, value in self._saved_env.items():
             if value is None:
@@ -559,7 +688,7 @@ class RayEngine(Engine):
         # this (default 200: 200 tiny files for 1M rows) when that is unknown; size it like
         # our other shuffles. Datasets copy the current DataContext, so it binds this query.
         ray.data.DataContext.get_current().default_hash_shuffle_parallelism = self._partitions(inp)
-        schema = SCHEMAS[inp.dataset]
+        schema = _schema(inp.dataset)
         if inp.format == "parquet":
             ds = ray.data.read_parquet(str(inp.path), file_extensions=["parquet"])
             return ds if columns is None else ds.select_columns(columns)
@@ -580,6 +709,10 @@ class RayEngine(Engine):
     def _require_started(self) -> None:
         if not self._started:
             raise RuntimeError("RayEngine: call start() before running a query")
+        if self._owns_cluster and not self.alive():
+            # submitting work to a dead raylet makes Ray end this whole process: fail clearly instead
+            raise RuntimeError(f"ray: the local cluster at {self._address} is dead (its raylet or GCS "
+                               f"process is gone); it must be restarted")
 
     def _partitions(self, inp: StageInput, minimum: int | None = None) -> int:
         """Shuffle partitions: about ROWS_PER_SHUFFLE_PARTITION rows each, at least one per core."""
@@ -744,16 +877,210 @@ class RayEngine(Engine):
         self.last_notes["grid_map"] = f"joblib ray backend, {cpus} actors"
         return list(results)
 
-    def predict(self, inp: StageInput, model_dir: Path, out: Path) -> None:
+    def predict(self, inp: StageInput, model_dir: Path, out: Path, csv_out: Path | None = None) -> None:
         """Model and scaler loaded on the driver and shipped once with the map function (Ray
         Data puts fn_kwargs in the object store); one batch per block, each written as a file."""
         model, scaler = ml.load_model(model_dir)
         out.mkdir(parents=True, exist_ok=True)
+        if csv_out is not None:
+            csv_out.mkdir(parents=True, exist_ok=True)
         ds = self._read(inp, ["id", "name", *ml.TUNE_FEATURES])
-        counts = ds.map_batches(_predict_write, fn_kwargs={"model": model, "scaler": scaler, "out": str(out)},
+        kwargs = {"model": model, "scaler": scaler, "out": str(out), "csv_out": csv_out and str(csv_out)}
+        counts = ds.map_batches(_predict_write, fn_kwargs=kwargs,
                                 batch_format="pandas", batch_size=None).to_pandas()
         self.last_notes["batches"] = len(counts)
         self.last_notes["rows"] = int(counts["rows"].sum())
+
+
+    # -- db-benchmark ------------------------------------------------------------------
+    def _note(self, idiom: str, partitions: int | None = None, **more: Any) -> None:
+        """What the query did: the idiom, its shuffle partitions and the shuffle method."""
+        self.last_notes["idiom"] = idiom
+        if partitions is not None:
+            self.last_notes["partitions"] = partitions
+            self.last_notes["shuffle"] = str(ray.data.DataContext.get_current().shuffle_strategy.value)
+        self.last_notes.update(more)
+
+    def _h2o_grouped(self, inp: StageInput, keys: list[str], values: list[str], *aggs: Any) -> ray.data.Dataset:
+        """groupby(keys).aggregate(aggs) over the needed columns, ROWS_PER_SHUFFLE_PARTITION rows a partition."""
+        parts = self._partitions(inp)
+        self._note("ray-data: groupby().aggregate (hash shuffle)", parts)
+        return self._read(inp, [*keys, *values]).groupby(keys, num_partitions=parts).aggregate(*aggs)
+
+    @staticmethod
+    def _h2o_answer(grouped: ray.data.Dataset, question: str) -> pd.DataFrame:
+        """db-benchmark's check, computed in Ray Data: the result's row count and column sums."""
+        return _summary(grouped, Count(alias_name="rows"),
+                        *(Sum(c, ignore_nulls=True, alias_name=c) for c in H2O_GROUPBY_QUESTIONS[question]))
+
+    def h2o_groupby_q1(self, inp: StageInput) -> pd.DataFrame:
+        return self._h2o_answer(self._h2o_grouped(inp, ["id1"], ["v1"], Sum("v1", alias_name="v1")), "q1")
+
+    def h2o_groupby_q2(self, inp: StageInput) -> pd.DataFrame:
+        grouped = self._h2o_grouped(inp, ["id1", "id2"], ["v1"], Sum("v1", alias_name="v1"))
+        return self._h2o_answer(grouped, "q2")
+
+    def h2o_groupby_q3(self, inp: StageInput) -> pd.DataFrame:
+        grouped = self._h2o_grouped(inp, ["id3"], ["v1", "v3"], Sum("v1", alias_name="v1"),
+                                    Mean("v3", alias_name="v3"))
+        return self._h2o_answer(grouped, "q3")
+
+    def h2o_groupby_q4(self, inp: StageInput) -> pd.DataFrame:
+        grouped = self._h2o_grouped(inp, ["id4"], ["v1", "v2", "v3"],
+                                    *(Mean(v, alias_name=v) for v in ("v1", "v2", "v3")))
+        return self._h2o_answer(grouped, "q4")
+
+    def h2o_groupby_q5(self, inp: StageInput) -> pd.DataFrame:
+        grouped = self._h2o_grouped(inp, ["id6"], ["v1", "v2", "v3"],
+                                    *(Sum(v, alias_name=v) for v in ("v1", "v2", "v3")))
+        return self._h2o_answer(grouped, "q5")
+
+    def h2o_groupby_q6(self, inp: StageInput) -> pd.DataFrame:
+        """Quantile(q=0.5) is exact (pyarrow's linear-interpolated quantile over the group's
+        values); Std(ddof=1) the sample sd, undefined (null) for a one-row group."""
+        grouped = self._h2o_grouped(inp, ["id4", "id5"], ["v3"], Quantile("v3", q=0.5, alias_name="median_v3"),
+                                    Std("v3", ddof=1, alias_name="sd_v3"))
+        grouped = grouped.map_batches(_nan_as_null, fn_kwargs={"column": "sd_v3"}, batch_format="pyarrow",
+                                      batch_size=None)
+        return self._h2o_answer(grouped, "q6")
+
+    def h2o_groupby_q7(self, inp: StageInput) -> pd.DataFrame:
+        grouped = self._h2o_grouped(inp, ["id3"], ["v1", "v2"], Max("v1", alias_name="max_v1"),
+                                    Min("v2", alias_name="min_v2"))
+        return self._h2o_answer(grouped.with_column("range_v1_v2", col("max_v1") - col("min_v2")), "q7")
+
+    def h2o_groupby_q8(self, inp: StageInput) -> pd.DataFrame:
+        """Ray Data has no top-k per group: a vectorised top-2 per block (pre-aggregation), a hash
+        repartition on id6 (one id6 never spans two blocks, as for map_groups), top-2 again."""
+        parts = self._partitions(inp)
+        self._note("ray-data: map_batches(top-2 per id6 and block), repartition(keys=id6), "
+                   "map_batches(top-2)", parts)
+        top = (self._read(inp, ["id6", "v3"])
+               .map_batches(_largest2_v3, batch_format="pyarrow", batch_size=None)
+               .repartition(parts, keys=["id6"])
+               .map_batches(_largest2_v3, batch_format="pyarrow", batch_size=None)
+               .rename_columns({"v3": "largest2_v3"}))
+        return self._h2o_answer(top, "q8")
+
+    def h2o_groupby_q9(self, inp: StageInput) -> pd.DataFrame:
+        """No correlation aggregate in Ray Data: the group sums of v1, v2, their squares and
+        product (exact integer sums), then r2 per group; undefined r2 become null and Sum skips them."""
+        parts = self._partitions(inp)
+        self._note("ray-data: with_column(products), groupby().aggregate(Count, Sum x5), map_batches(r2)", parts)
+        ds = (self._read(inp, ["id2", "id4", "v1", "v2"])
+              .filter(expr=col("v1").is_not_null() & col("v2").is_not_null())
+              .with_column("v1v1", col("v1") * col("v1"))
+              .with_column("v2v2", col("v2") * col("v2"))
+              .with_column("v1v2", col("v1") * col("v2")))
+        sums = ds.groupby(["id2", "id4"], num_partitions=parts).aggregate(
+            Count(alias_name="n"), Sum("v1", alias_name="sx"), Sum("v2", alias_name="sy"),
+            Sum("v1v1", alias_name="sxx"), Sum("v2v2", alias_name="syy"), Sum("v1v2", alias_name="sxy"))
+        return self._h2o_answer(sums.map_batches(_r2_of_sums, batch_format="pyarrow", batch_size=None), "q9")
+
+    def h2o_groupby_q10(self, inp: StageInput) -> pd.DataFrame:
+        keys = ["id1", "id2", "id3", "id4", "id5", "id6"]
+        grouped = self._h2o_grouped(inp, keys, ["v3"], Sum("v3", alias_name="v3"), Count(alias_name="count"))
+        return self._h2o_answer(grouped, "q10")
+
+    def _h2o_join(self, inp: StageInput, question: str) -> pd.DataFrame:
+        """Dataset.join (a hash-shuffle join of both sides on the key), then the sums in Ray Data."""
+        table, key, how = H2O_JOIN_QUESTIONS[question]
+        parts = self._partitions(inp)
+        right = self._read(inp.extra[table], [key, "v2"])
+        x = self._read(inp, [key, "v1"])
+        join_type = {"inner": "inner", "left": "left_outer"}[how]
+        self._note(f"ray-data: join({join_type}, hash shuffle on {key})", parts, right_rows=inp.extra[table].rows)
+        joined = x.join(right, join_type=join_type, num_partitions=parts, on=(key,))
+        return _summary(joined, Count(alias_name="rows"), Sum("v1", ignore_nulls=True, alias_name="sum_v1"),
+                        Sum("v2", ignore_nulls=True, alias_name="sum_v2"))
+
+    def h2o_join_q1(self, inp: StageInput) -> pd.DataFrame:
+        return self._h2o_join(inp, "q1")
+
+    def h2o_join_q2(self, inp: StageInput) -> pd.DataFrame:
+        return self._h2o_join(inp, "q2")
+
+    def h2o_join_q3(self, inp: StageInput) -> pd.DataFrame:
+        return self._h2o_join(inp, "q3")
+
+    def h2o_join_q4(self, inp: StageInput) -> pd.DataFrame:
+        return self._h2o_join(inp, "q4")
+
+    def h2o_join_q5(self, inp: StageInput) -> pd.DataFrame:
+        return self._h2o_join(inp, "q5")
+
+    # -- joins on users --------------------------------------------------------------
+    def join_dim(self, inp: StageInput) -> pd.DataFrame:
+        """Ray Data has no broadcast join; its idiom is a map-side join: the 30-row dimension
+        is read once (in Ray Data), put in the object store with the map function (fn_kwargs)
+        and joined to every block with pyarrow, so the users table is never shuffled."""
+        dim_ds = self._read(inp.extra["names_dim"], ["name", "region", "weight"])
+        dim = pa.concat_tables(ray.get(dim_ds.to_arrow_refs()))
+        self._note("ray-data: map_batches(pyarrow join with the dimension in fn_kwargs: broadcast), "
+                   "groupby().aggregate", dim_rows=dim.num_rows)
+        joined = self._read(inp, ["name", "salary"]).map_batches(
+            _broadcast_join, fn_kwargs={"dim": dim, "key": "name"}, batch_format="pyarrow", batch_size=None)
+        res = joined.groupby("region", num_partitions=1).aggregate(
+            Count(alias_name="count"), Sum("salary", ignore_nulls=True, alias_name="sum_salary"),
+            Sum("weight", alias_name="sum_weight")).to_pandas()
+        return res[["region", "count", "sum_salary", "sum_weight"]]
+
+    def join_large(self, inp: StageInput) -> pd.DataFrame:
+        parts = self._partitions(inp)
+        self._note("ray-data: join(inner, hash shuffle on id), groupby().aggregate", parts)
+        accounts = self._read(inp.extra["accounts"], ["id", "balance"])
+        users = self._read(inp, ["id", "is_active", "salary"])
+        joined = users.join(accounts, join_type="inner", num_partitions=parts, on=("id",))
+        res = joined.groupby("is_active", num_partitions=1).aggregate(
+            Count(alias_name="count"), Sum("balance", alias_name="sum_balance"),
+            Sum("salary", ignore_nulls=True, alias_name="sum_salary")).to_pandas()
+        return res[["is_active", "count", "sum_balance", "sum_salary"]]
+
+    # -- skew -------------------------------------------------------------------------
+    def skew_groupby(self, inp: StageInput, remedy: str = "plain") -> pd.DataFrame:
+        """plain: groupby(key); salted: groupby(key, salt) then groupby(key) over the partials."""
+        if remedy not in ("plain", "salted"):
+            raise NotApplicable(f"ray: no {remedy!r} groupby remedy (plain or salted)")
+        parts = self._partitions(inp)
+        ds = self._read(inp, ["id", "key", "v"])
+        if remedy == "plain":
+            self._note("ray-data: groupby(key).aggregate", parts, remedy=remedy)
+            grouped = ds.groupby("key", num_partitions=parts).aggregate(Count(alias_name="n"),
+                                                                        Sum("v", alias_name="s"))
+        else:
+            self._note("ray-data: with_column(salt), groupby(key, salt).aggregate, groupby(key).aggregate",
+                       parts, remedy=remedy, salt_buckets=SALT_BUCKETS)
+            partial = (ds.with_column("salt", (col("id") % SALT_BUCKETS).cast(DataType.int64()))
+                       .groupby(["key", "salt"], num_partitions=parts)
+                       .aggregate(Count(alias_name="n"), Sum("v", alias_name="s")))
+            grouped = partial.groupby("key", num_partitions=parts).aggregate(Sum("n", alias_name="n"),
+                                                                             Sum("s", alias_name="s"))
+        return _summary(grouped, Count(alias_name="groups"), Sum("n", alias_name="rows"),
+                        Sum("s", alias_name="sum_v"), Max("n", alias_name="max_count"))
+
+    def skew_join(self, inp: StageInput, remedy: str = "plain") -> pd.DataFrame:
+        """A hash-shuffle Dataset.join (never broadcast); salted: join on (key, salt) with the
+        dimension copied once per salt. Ray Data has no skew remedy of its own."""
+        if remedy not in ("plain", "salted"):
+            raise NotApplicable(f"ray: no {remedy!r} skew remedy: Ray Data {ray.__version__}'s "
+                                "Dataset.join is a plain hash-shuffle join (no broadcast join, no adaptive "
+                                "split of hot partitions like Spark's AQE); salting is the user's remedy")
+        parts = self._partitions(inp)
+        keys = self._read(inp, ["id", "key", "v"])
+        dim = self._read(inp.extra["keys_dim"], ["key", "w"])
+        if remedy == "plain":
+            self._note("ray-data: join(inner, hash shuffle on key)", parts, remedy=remedy)
+            joined = keys.select_columns(["key", "v"]).join(dim, join_type="inner", num_partitions=parts,
+                                                            on=("key",))
+        else:
+            self._note("ray-data: with_column(salt) / map_batches(dimension x salts), join(inner, hash "
+                       "shuffle on key, salt)", parts, remedy=remedy, salt_buckets=SALT_BUCKETS)
+            salted = (keys.with_column("salt", (col("id") % SALT_BUCKETS).cast(DataType.int64()))
+                      .select_columns(["key", "salt", "v"]))
+            copies = dim.map_batches(_salt_copies, batch_format="pyarrow", batch_size=None)
+            joined = salted.join(copies, join_type="inner", num_partitions=parts, on=("key", "salt"))
+        return _summary(joined, Count(alias_name="rows"), Sum("v", alias_name="sum_v"),
+                        Sum("w", alias_name="sum_w"))
 
 
 def _is_ray_process(p: psutil.Process) -> bool:

@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,10 +35,11 @@ import numpy as np
 import pandas as pd
 import psutil
 import pyspark
-from py4j.protocol import Py4JJavaError
+from py4j.protocol import Py4JError, Py4JJavaError
 from pyspark.errors import PySparkException
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_schema
 from pyspark.sql.types import (
     BooleanType,
     DoubleType,
@@ -50,18 +52,46 @@ from pyspark.sql.types import (
 )
 
 from scalebench import ml
-from scalebench.engines.base import ClusterSpec, Engine, EngineUnavailable, NotApplicable, StageInput
+from scalebench.datasets.schemas import schema_for
+from scalebench.engines.base import (
+    ClusterSpec,
+    ClusterUnreachable,
+    Engine,
+    EngineUnavailable,
+    NotApplicable,
+    StageInput,
+)
 from scalebench.measure.procs import terminate_all
-from scalebench.stages import EXTREMES, ID_BUCKET_WIDTH, TOP_EARNERS
+from scalebench.stages import (
+    EXTREMES,
+    H2O_GROUPBY_QUESTIONS,
+    H2O_JOIN_QUESTIONS,
+    ID_BUCKET_WIDTH,
+    SALT_BUCKETS,
+    TOP_EARNERS,
+)
 
 MiB = 1024**2
 MIN_JAVA = 17
 """Spark 4 runs on Java 17 or newer."""
 MIN_HEAP_MIB = 512
 """Below this the local driver JVM cannot even plan a query."""
+SESSION_STOP_TIMEOUT_S = 30
+"""stop(): how long SparkSession.stop() may wait for running tasks before the JVM is ended."""
 MIN_OVERHEAD_MIB = 384
 """Spark's own minimum for a JVM's memory beyond its heap (spark.executor.memoryOverhead)."""
 CSV_TIMESTAMP_FORMAT = "yyyy-MM-dd HH:mm:ss"
+SKEW_JOIN_SETTINGS: dict[str, str] = {
+    "spark.sql.adaptive.skewJoin.skewedPartitionFactor": "2.0",
+    "spark.sql.adaptive.skewJoin.skewedPartitionThresholdInBytes": "1MB",
+    "spark.sql.adaptive.advisoryPartitionSizeInBytes": "1MB",
+}
+"""AQE's skew join as skew_join(remedy='native') runs it. Spark's defaults (factor 5, 256 MB,
+64 MB pieces) are sized for 200 shuffle partitions of big data: with our few partitions the
+hot key's partition is only ~3x the median, and nothing below 256 MB is ever split, so at
+benchmark sizes they would never act. Here a partition is skewed at 2x the median and 1 MB,
+and is split into pieces of max(advisory, mean non-skewed partition) (Spark's own rule), i.e.
+about the size of an ordinary partition."""
 LOOPBACK = "127.0.0.1"
 
 # The CSV schemas are explicit so reading never pays for an inference pass.
@@ -82,6 +112,18 @@ USERS_SCHEMA = StructType([
     StructField("is_active", BooleanType(), nullable=True),
 ])
 SCHEMAS: dict[str, StructType] = {"points": POINTS_SCHEMA, "users": USERS_SCHEMA}
+
+
+def _csv_schema(dataset: str) -> StructType:
+    """The explicit CSV schema of a dataset: the hand-written one, else PySpark's own mapping
+    of the generator's Arrow schema (int64 -> bigint, string -> string, timestamp -> NTZ)."""
+    if dataset in SCHEMAS:
+        return SCHEMAS[dataset]
+    schema = schema_for(dataset)
+    if schema is None:
+        raise ValueError(f"spark: no schema for dataset {dataset!r}")
+    return from_arrow_schema(schema.arrow)
+
 
 # Log4j2 configuration for the driver JVM: warnings and errors only, so a benchmark's
 # output stays readable. Silenced as noise on every start: the Hadoop native-library
@@ -141,13 +183,18 @@ def _clear_errors(method: _Q) -> _Q:
     """Turn a failed query's Py4J error (pages of JVM stack) into one message naming the input."""
 
     @functools.wraps(method)
-    def run(self: SparkEngine, inp: StageInput, *args: Any) -> Any:
+    def run(self: SparkEngine, inp: StageInput, *args: Any, **kwargs: Any) -> Any:
         if inp.format == "csv" and inp.path.is_file() and inp.path.stat().st_size == 0:
             raise SparkQueryError(f"spark {method.__name__}: {inp.path} is empty (no header, no rows)")
         try:
-            return method(self, inp, *args)
+            return method(self, inp, *args, **kwargs)
         except (Py4JJavaError, PySparkException) as exc:
             raise SparkQueryError(f"spark {method.__name__} on {inp.path}: {_concise(exc)}") from exc
+        except (Py4JError, ConnectionError) as exc:  # py4j lost its JVM: say so, not "connection refused"
+            if self.alive():
+                raise
+            raise SparkQueryError(f"spark {method.__name__} on {inp.path}: the driver JVM is gone "
+                                  f"(killed or crashed): {type(exc).__name__}: {exc}") from exc
 
     return run  # type: ignore[return-value]
 
@@ -207,8 +254,8 @@ def _check_java() -> str:
     else:
         found = shutil.which("java")
         if found is None:
-            raise EngineUnavailable(f"spark needs Java {MIN_JAVA} or newer: no `java` on PATH and "
-                                    f"JAVA_HOME is not set (install e.g. openjdk-{MIN_JAVA}-jre-headless)")
+            raise EngineUnavailable(f"spark: Java {MIN_JAVA}+ not found (no `java` on PATH, JAVA_HOME not set); "
+                                    f"install one (e.g. openjdk-{MIN_JAVA}-jre-headless) or set JAVA_HOME to it")
         binary = found
     if binary in _java_checked:
         return _java_checked[binary]
@@ -244,9 +291,28 @@ def _reset_pyspark_globals() -> None:
     SQLContext._instantiatedContext = None
 
 
+def _children_naming(text: str) -> list[psutil.Process]:
+    """Our descendants whose command line contains `text`."""
+    found = []
+    for proc in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if any(text in arg for arg in proc.cmdline()):
+                found.append(proc)
+    return found
+
+
+def _stop_session(spark: SparkSession) -> None:
+    with _quiet_pyspark(), contextlib.suppress(Exception):
+        spark.stop()
+
+
 def _end_processes(procs: list[psutil.Process], grace: float = 5.0) -> None:
     """Terminate, wait, then kill whatever is still alive among `procs`."""
     terminate_all([p for p in procs if p.is_running()], timeout=grace)
+
+
+LOCAL_TASK_ATTEMPTS = 2
+"""Attempts per task in local mode: one retry for a lost worker, not four for a bad input."""
 
 
 class SparkEngine(Engine):
@@ -267,7 +333,9 @@ class SparkEngine(Engine):
     # -- lifecycle -----------------------------------------------------------
     @property
     def master(self) -> str:
-        return self.spec.address or f"local[{self.spec.cores}]"
+        """local[N, 2]: plain local[N] never retries a task, so one lost Python worker would fail
+        the query; on a cluster, spark.task.maxFailures (default 4) applies."""
+        return self.spec.address or f"local[{self.spec.cores},{LOCAL_TASK_ATTEMPTS}]"
 
     @property
     def shuffle_partitions(self) -> int:
@@ -334,6 +402,10 @@ class SparkEngine(Engine):
             return
         from pyspark.core.context import SparkContext
 
+        if self.spec.address and self.master.split("://")[0] in ("spark", "sc") and "," not in self.master:
+            # else the driver retries an absent master for a minute before giving up
+            ClusterUnreachable.probe("--spark-master", self.master,
+                                     default_port=15002 if self._is_remote_connect() else 7077)
         if self._is_remote_connect():
             self._start_connect()
             return
@@ -368,7 +440,11 @@ class SparkEngine(Engine):
                 self.spark = builder.getOrCreate()
         except BaseException as exc:  # also Ctrl-C: a half-started JVM must not survive
             self._adopt_jvm()
+            # interrupted while PySpark waits for the JVM's port, the JVM is not on SparkContext yet:
+            # find it by our scratch dir on its command line
+            strays = _children_naming(str(scratch))
             self.stop()
+            _end_processes(strays)
             if type(exc).__name__ == "PySparkRuntimeError" and "JAVA_GATEWAY_EXITED" in str(exc):
                 raise EngineUnavailable(f"spark: the driver JVM exited during start-up ({exc}); "
                                         "its stderr above says why") from exc
@@ -413,8 +489,12 @@ class SparkEngine(Engine):
         atexit.unregister(self.stop)
         spark, self.spark = self.spark, None
         if spark is not None:
-            with _quiet_pyspark(), contextlib.suppress(Exception):
-                spark.stop()
+            # SparkContext.stop() waits for running tasks: after a query was interrupted (Ctrl-C,
+            # pytest-timeout) a hung task would hold it for as long as it hangs. Give the graceful
+            # stop a bounded time, then end the JVM below, which also ends the waiting call.
+            stopper = threading.Thread(target=_stop_session, args=(spark,), name="spark-stop", daemon=True)
+            stopper.start()
+            stopper.join(SESSION_STOP_TIMEOUT_S if self._jvm is not None else None)
         jvm, self._jvm = self._jvm, None
         if jvm is not None:
             gateway = SparkContext._gateway
@@ -440,6 +520,21 @@ class SparkEngine(Engine):
             _reset_pyspark_globals()
         self._clean_dirs()
 
+    def alive(self) -> bool:
+        """The session's SparkContext is not stopped and, in local mode, the driver JVM runs."""
+        if self.spark is None:
+            return False
+        if self._jvm is not None:
+            with contextlib.suppress(psutil.Error):
+                if not self._jvm.is_running() or self._jvm.status() == psutil.STATUS_ZOMBIE:
+                    return False
+        if self._is_remote_connect():
+            return True
+        try:
+            return not self.spark.sparkContext._jsc.sc().isStopped()
+        except Exception:  # the JVM or its gateway is gone
+            return False
+
     def _clean_dirs(self) -> None:
         """Remove our scratch folder and what Spark left in a caller's spill_dir."""
         local_dir, self._local_dir = self._local_dir, None
@@ -453,6 +548,21 @@ class SparkEngine(Engine):
 
     def version(self) -> str:
         return pyspark.__version__
+
+    def spilled_bytes(self) -> int | None:
+        """Disk bytes spilled by every stage so far, from the driver's status store (which
+        exists with the UI off); None over Spark Connect, which has no such view."""
+        try:
+            sc = self._session.sparkContext
+            gateway = sc._gateway
+            stages = sc._jsc.sc().statusStore().stageList(None, False, False,
+                                                           gateway.new_array(gateway.jvm.double, 0), None)
+        except Exception:
+            return None
+        total, it = 0, stages.iterator()
+        while it.hasNext():
+            total += int(it.next().diskBytesSpilled())
+        return total
 
     def pids(self) -> list[int]:
         """This application's executors on a cluster on this machine (their memory counts too).
@@ -500,7 +610,7 @@ class SparkEngine(Engine):
             # naming the file, not a silent positional mismatch. FAILFAST: a broken row
             # fails the query instead of turning into nulls.
             return (reader.option("timestampNTZFormat", CSV_TIMESTAMP_FORMAT)
-                    .csv(str(inp.path), schema=SCHEMAS[inp.dataset], header=True,
+                    .csv(str(inp.path), schema=_csv_schema(inp.dataset), header=True,
                          enforceSchema=False, mode="FAILFAST"))
         if inp.format == "parquet":
             # The listed part files, not the folder: the folder also holds a manifest.
@@ -592,6 +702,229 @@ class SparkEngine(Engine):
         # sorted file and the files' key ranges do not overlap.
         df = self._read(inp).filter(F.col("salary").isNotNull()).orderBy("salary", "id")
         self._write(df, out)
+
+    # -- db-benchmark, joins on users, skew --------------------------------------
+    @contextlib.contextmanager
+    def _settings(self, settings: dict[str, str]) -> Iterator[None]:
+        """Session settings for one query, restored afterwards: one session serves every query."""
+        conf = self._session.conf
+        saved = {key: conf.get(key, None) for key in settings}
+
+        def restore() -> None:
+            for key, value in saved.items():
+                if value is None:
+                    conf.unset(key)
+                else:
+                    conf.set(key, value)
+
+        try:
+            for key, value in settings.items():
+                conf.set(key, value)
+            yield
+        except BaseException:
+            with contextlib.suppress(Exception):  # a dead JVM must not hide the query's own error
+                restore()
+            raise
+        restore()
+
+    @staticmethod
+    def _plan_facts(df: DataFrame) -> dict[str, Any]:
+        """What the plan that just ran did: its joins and AQE's shuffle reads (the final adaptive
+        plan, so a join AQE turned into a broadcast or split for skew shows as such)."""
+        try:
+            plan = str(df._jdf.queryExecution().executedPlan().toString())
+        except Exception:  # Spark Connect has no _jdf; the facts are a nicety
+            return {}
+        final = plan.split("== Initial Plan ==")[0]
+        joins = re.findall(r"\b((?:BroadcastHashJoin|SortMergeJoin|ShuffledHashJoin|BroadcastNestedLoopJoin"
+                           r"|CartesianProduct)(?:\(skew=true\))?)(?!\w)", final)
+        reads = re.findall(r"AQEShuffleRead (\w+(?: and \w+)*)", final)
+        facts: dict[str, Any] = {}
+        if joins:
+            facts["joins"] = ", ".join(joins)
+        if reads:
+            facts["aqe_shuffle_reads"] = ", ".join(reads)
+        return facts
+
+    def _answer(self, df: DataFrame, notes: dict[str, Any]) -> pd.DataFrame:
+        """Collect the small answer, then note what the executed plan did."""
+        result = self._collect(df)
+        self.last_notes = {**notes, "shuffle_partitions": self.shuffle_partitions, **self._plan_facts(df)}
+        return result
+
+    def _h2o_groupby(self, question: str, grouped: DataFrame) -> pd.DataFrame:
+        """db-benchmark's check, computed in Spark over the grouped result: its row count and
+        each answer column's sum (q9 skips undefined r2: Spark's corr is null or NaN there)."""
+        measures = []
+        for name in H2O_GROUPBY_QUESTIONS[question]:
+            col = F.col(name)
+            if name == "r2":
+                col = F.when(~F.isnan(col), col)
+            measures.append(F.sum(col).alias(name))
+        summary = grouped.agg(F.count(F.lit(1)).alias("rows"), *measures)
+        return self._answer(summary, {"idiom": "groupBy().agg(); the check's count and sums in Spark"})
+
+    @_clear_errors
+    def h2o_groupby_q1(self, inp: StageInput) -> pd.DataFrame:
+        x = self._read(inp)
+        return self._h2o_groupby("q1", x.groupBy("id1").agg(F.sum("v1").alias("v1")))
+
+    @_clear_errors
+    def h2o_groupby_q2(self, inp: StageInput) -> pd.DataFrame:
+        x = self._read(inp)
+        return self._h2o_groupby("q2", x.groupBy("id1", "id2").agg(F.sum("v1").alias("v1")))
+
+    @_clear_errors
+    def h2o_groupby_q3(self, inp: StageInput) -> pd.DataFrame:
+        x = self._read(inp)
+        return self._h2o_groupby("q3", x.groupBy("id3").agg(F.sum("v1").alias("v1"), F.avg("v3").alias("v3")))
+
+    @_clear_errors
+    def h2o_groupby_q4(self, inp: StageInput) -> pd.DataFrame:
+        x = self._read(inp)
+        return self._h2o_groupby("q4", x.groupBy("id4").agg(*[F.avg(v).alias(v) for v in ("v1", "v2", "v3")]))
+
+    @_clear_errors
+    def h2o_groupby_q5(self, inp: StageInput) -> pd.DataFrame:
+        x = self._read(inp)
+        return self._h2o_groupby("q5", x.groupBy("id6").agg(*[F.sum(v).alias(v) for v in ("v1", "v2", "v3")]))
+
+    @_clear_errors
+    def h2o_groupby_q6(self, inp: StageInput) -> pd.DataFrame:
+        # median is Spark's exact percentile(v3, 0.5) (interpolated, like DuckDB's), not the
+        # approximate percentile_approx; stddev_samp divides by n - 1.
+        x = self._read(inp)
+        return self._h2o_groupby("q6", x.groupBy("id4", "id5").agg(
+            F.median("v3").alias("median_v3"), F.stddev_samp("v3").alias("sd_v3")))
+
+    @_clear_errors
+    def h2o_groupby_q7(self, inp: StageInput) -> pd.DataFrame:
+        x = self._read(inp)
+        return self._h2o_groupby("q7", x.groupBy("id3").agg((F.max("v1") - F.min("v2")).alias("range_v1_v2")))
+
+    @_clear_errors
+    def h2o_groupby_q8(self, inp: StageInput) -> pd.DataFrame:
+        # row_number over a window, filtered to <= 2: Spark plans a per-partition WindowGroupLimit
+        # before the shuffle, so only two rows per id6 and task cross it.
+        x = self._read(inp)
+        by_v3 = Window.partitionBy("id6").orderBy(F.col("v3").desc())
+        top = (x.filter(F.col("v3").isNotNull()).select("id6", "v3", F.row_number().over(by_v3).alias("rank"))
+               .filter(F.col("rank") <= 2).select("id6", F.col("v3").alias("largest2_v3")))
+        return self._h2o_groupby("q8", top)
+
+    @_clear_errors
+    def h2o_groupby_q9(self, inp: StageInput) -> pd.DataFrame:
+        x = self._read(inp)
+        return self._h2o_groupby("q9", x.groupBy("id2", "id4").agg(F.pow(F.corr("v1", "v2"), 2).alias("r2")))
+
+    @_clear_errors
+    def h2o_groupby_q10(self, inp: StageInput) -> pd.DataFrame:
+        x = self._read(inp)
+        return self._h2o_groupby("q10", x.groupBy("id1", "id2", "id3", "id4", "id5", "id6").agg(
+            F.sum("v3").alias("v3"), F.count(F.lit(1)).alias("count")))
+
+    def _h2o_join(self, inp: StageInput, question: str) -> pd.DataFrame:
+        """x.join(right, key, how) as written: Spark picks broadcast or sort-merge by size (and AQE
+        may switch at run time); the plan's choice goes into last_notes."""
+        table, key, how = H2O_JOIN_QUESTIONS[question]
+        joined = self._read(inp).join(self._read(inp.extra[table]), on=key, how=how)
+        df = joined.agg(F.count(F.lit(1)).alias("rows"), F.sum("v1").alias("sum_v1"), F.sum("v2").alias("sum_v2"))
+        return self._answer(df, {"idiom": f"x.join({table}, {key!r}, {how!r}); Spark chooses the join"})
+
+    @_clear_errors
+    def h2o_join_q1(self, inp: StageInput) -> pd.DataFrame:
+        return self._h2o_join(inp, "q1")
+
+    @_clear_errors
+    def h2o_join_q2(self, inp: StageInput) -> pd.DataFrame:
+        return self._h2o_join(inp, "q2")
+
+    @_clear_errors
+    def h2o_join_q3(self, inp: StageInput) -> pd.DataFrame:
+        return self._h2o_join(inp, "q3")
+
+    @_clear_errors
+    def h2o_join_q4(self, inp: StageInput) -> pd.DataFrame:
+        return self._h2o_join(inp, "q4")
+
+    @_clear_errors
+    def h2o_join_q5(self, inp: StageInput) -> pd.DataFrame:
+        return self._h2o_join(inp, "q5")
+
+    @_clear_errors
+    def join_dim(self, inp: StageInput) -> pd.DataFrame:
+        """The 30-row dimension joined with the broadcast() hint: no shuffle of the users."""
+        users, dim = self._read(inp), self._read(inp.extra["names_dim"])
+        df = users.join(F.broadcast(dim), "name").groupBy("region").agg(
+            F.count(F.lit(1)).alias("count"), F.sum("salary").alias("sum_salary"), F.sum("weight").alias("sum_weight"))
+        return self._answer(df, {"idiom": "users.join(F.broadcast(names_dim), 'name')"})
+
+    @_clear_errors
+    def join_large(self, inp: StageInput) -> pd.DataFrame:
+        """Two tables of one row per id, joined with the 'merge' hint: the shuffle (sort-merge) join
+        this query measures. Unhinted, Spark (and AQE at run time) broadcasts accounts while it is
+        under 10 MB, which at 1M rows it still is."""
+        users, accounts = self._read(inp), self._read(inp.extra["accounts"])
+        df = users.join(accounts.hint("merge"), "id").groupBy("is_active").agg(
+            F.count(F.lit(1)).alias("count"), F.sum("balance").alias("sum_balance"),
+            F.sum("salary").alias("sum_salary"))
+        return self._answer(df, {"idiom": "users.join(accounts.hint('merge'), 'id'): a sort-merge shuffle join"})
+
+    @_clear_errors
+    def skew_groupby(self, inp: StageInput, remedy: str = "plain") -> pd.DataFrame:
+        """Per key count and sum. Spark aggregates map-side before every shuffle (one row per key
+        and task), so a hot key costs little; salting adds a (key, salt) pre-aggregate and a
+        second shuffle. There is no other native remedy for a groupBy (AQE's is for joins)."""
+        keys = self._read(inp)
+        measures = (F.count(F.lit(1)).alias("n"), F.sum("v").alias("s"))
+        if remedy == "plain":
+            grouped = keys.groupBy("key").agg(*measures)
+        elif remedy == "salted":
+            partial = keys.withColumn("salt", F.col("id") % SALT_BUCKETS).groupBy("key", "salt").agg(*measures)
+            grouped = partial.groupBy("key").agg(F.sum("n").alias("n"), F.sum("s").alias("s"))
+        elif remedy == "native":
+            raise NotApplicable("spark: a groupBy's own skew remedy is the map-side partial aggregate it always "
+                                "does (the plain query); AQE's skew handling splits joins only")
+        else:
+            raise ValueError(f"spark skew_groupby: unknown remedy {remedy!r}")
+        summary = grouped.agg(F.count(F.lit(1)).alias("groups"), F.sum("n").alias("rows"),
+                              F.sum("s").alias("sum_v"), F.max("n").alias("max_count"))
+        notes: dict[str, Any] = {"remedy": remedy, "idiom": "groupBy('key').agg() (partial aggregate map-side)"}
+        if remedy == "salted":
+            notes["idiom"] = f"groupBy('key', id % {SALT_BUCKETS}).agg() then groupBy('key').agg()"
+            notes["salt_buckets"] = SALT_BUCKETS
+        return self._answer(summary, notes)
+
+    @_clear_errors
+    def skew_join(self, inp: StageInput, remedy: str = "plain") -> pd.DataFrame:
+        """keys.join(keys_dim, 'key') as a sort-merge join (broadcast off for this query, so the hot
+        key's rows meet in one task). salted: join on (key, id % SALT_BUCKETS) against the dimension
+        exploded once per salt. native: AQE's skew join, which splits an oversized shuffle partition
+        into pieces each joined with a copy of the other side's matching partition."""
+        keys, dim = self._read(inp), self._read(inp.extra["keys_dim"])
+        settings = {"spark.sql.autoBroadcastJoinThreshold": "-1",
+                    "spark.sql.adaptive.autoBroadcastJoinThreshold": "-1",
+                    "spark.sql.adaptive.skewJoin.enabled": "true" if remedy == "native" else "false"}
+        notes: dict[str, Any] = {"remedy": remedy, "broadcast": "off (autoBroadcastJoinThreshold=-1)"}
+        if remedy == "plain":
+            joined = keys.join(dim, "key")
+            notes["idiom"] = "keys.join(keys_dim, 'key'), AQE skew join off"
+        elif remedy == "salted":
+            salts = F.explode(F.sequence(F.lit(0), F.lit(SALT_BUCKETS - 1)))
+            joined = (keys.withColumn("salt", F.col("id") % SALT_BUCKETS)
+                      .join(dim.withColumn("salt", salts), ["key", "salt"]))
+            notes["idiom"] = "keys(+salt = id % B).join(keys_dim exploded over salts 0..B-1, ['key', 'salt'])"
+            notes["salt_buckets"] = SALT_BUCKETS
+        elif remedy == "native":
+            settings.update(SKEW_JOIN_SETTINGS)
+            joined = keys.join(dim, "key")
+            notes["idiom"] = "keys.join(keys_dim, 'key') with AQE skew join on"
+            notes["aqe_skew"] = {k.removeprefix("spark.sql.adaptive."): v for k, v in SKEW_JOIN_SETTINGS.items()}
+        else:
+            raise ValueError(f"spark skew_join: unknown remedy {remedy!r}")
+        df = joined.agg(F.count(F.lit(1)).alias("rows"), F.sum("v").alias("sum_v"), F.sum("w").alias("sum_w"))
+        with self._settings(settings):
+            return self._answer(df, notes)
 
     # -- machine learning ------------------------------------------------------
     def _read_ml(self, inp: StageInput) -> DataFrame:
@@ -685,7 +1018,7 @@ class SparkEngine(Engine):
         return results
 
     @_clear_errors
-    def predict(self, inp: StageInput, model_dir: Path, out: Path) -> None:
+    def predict(self, inp: StageInput, model_dir: Path, out: Path, csv_out: Path | None = None) -> None:
         """mapInPandas over the users, the model and scaler broadcast once to the executors."""
         model, scaler = ml.load_model(model_dir)  # on the driver: a bad file fails here, by name
         session = self._session
@@ -710,6 +1043,8 @@ class SparkEngine(Engine):
         try:
             with _quiet_pyspark():
                 self._write(users.mapInPandas(predict_batches, schema), out)
+                if csv_out is not None:  # from the Parquet just written: the model runs once
+                    session.read.parquet(str(out)).write.mode("overwrite").option("header", True).csv(str(csv_out))
         finally:
             if not connect:
                 payload.destroy()
