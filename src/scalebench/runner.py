@@ -47,26 +47,49 @@ class QueryRun:
     inp: StageInput
     out_root: Path
     result: pd.DataFrame | None = field(default=None, init=False)
+    input_checked: bool = field(default=False, init=False, repr=False)
 
     @property
     def out(self) -> Path:
         return self.out_root / f"{self.engine.name}-{self.query.id}-{self.inp.format}"
 
     def prepare(self) -> None:
-        """Untimed: clear what an earlier round wrote, so every round writes afresh."""
+        """Untimed: clear what an earlier round wrote, so every round writes afresh. The first
+        time, check the input's structure (header, Parquet footers): BadInput, not a wrong answer."""
+        from scalebench.inputs import BadInput, check_structure
+
+        if not self.input_checked:
+            problem = check_structure(self.inp)
+            if problem is not None:
+                raise BadInput(problem)
+            self.input_checked = True
         shutil.rmtree(self.out, ignore_errors=True)
         self.result = None
         self.engine.last_notes = {}
 
     def __call__(self) -> None:
-        """Timed: the engine does the whole query, finishing the work."""
+        """Timed: the engine does the whole query, finishing the work. When it fails, a bad
+        input is named (scalebench.inputs.diagnose), the same way for every engine, and no
+        half-written output folder is left behind."""
+        from scalebench.inputs import BadInput, diagnose
+
         method = getattr(self.engine, self.query.method, None)
         if method is None:
             raise NotApplicable(f"{self.engine.name} has no {self.query.method} yet")
-        if self.query.writes:
-            method(self.inp, self.out, **dict(self.query.kwargs))
-        else:
-            self.result = method(self.inp, **dict(self.query.kwargs))
+        try:
+            if self.query.writes:
+                method(self.inp, self.out, **dict(self.query.kwargs))
+            else:
+                self.result = method(self.inp, **dict(self.query.kwargs))
+        except NotApplicable:
+            raise
+        except Exception as exc:
+            if self.query.writes:
+                shutil.rmtree(self.out, ignore_errors=True)
+            problem = diagnose(self.inp)
+            if problem is not None:
+                raise BadInput(problem) from exc
+            raise
 
     def answer(self) -> pd.DataFrame:
         return answer_of(self.query, self.result, self.out if self.query.writes else None)

@@ -28,6 +28,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import pyarrow.parquet as pq
 
@@ -48,13 +50,32 @@ class DatasetError(ValueError):
 def default_data_dir() -> Path:
     env = os.environ.get(ENV_DATA_DIR)
     if env:
-        return Path(env).expanduser()
+        return local_dir(env) if env.lower().startswith("file://") else Path(env).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "scalebench" / "data"
 
 
+def local_dir(data_dir: Path | str) -> Path:
+    """A local folder from a path or a file:// URL. Other URL schemes (s3://, hdfs://) are
+    refused by name: this version generates and reads datasets on a local file system only."""
+    if isinstance(data_dir, Path):
+        return data_dir.expanduser()
+    text = str(data_dir)
+    scheme, sep, _ = text.partition("://")
+    if not sep:
+        return Path(text).expanduser()
+    if scheme.lower() != "file":
+        raise DatasetError(f"--data-dir: {text}: this version reads only local folders and file:// URLs, "
+                           f"not {scheme}://; mount it or copy the data to a local path")
+    parsed = urlparse(text)
+    if parsed.netloc not in ("", "localhost"):
+        raise DatasetError(f"--data-dir: {text}: a file:// URL must name a path on this machine "
+                           f"(file:///path), not host {parsed.netloc!r}")
+    return Path(url2pathname(parsed.path))
+
+
 def check_data_dir(data_dir: Path | str) -> Path:
-    path = Path(data_dir).expanduser()
+    path = local_dir(data_dir)
     if path.exists() and not path.is_dir():
         raise DatasetError(f"--data-dir: {path} exists and is not a directory")
     try:
