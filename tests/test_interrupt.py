@@ -146,10 +146,27 @@ def test_ctrl_c_leaves_no_process(name, tmp_path):
     marked = [describe(p) for p in _marked(token)]
     print(f"\nCTRL-C {name}: {presses} Ctrl-C; pytest exit {proc.returncode}; "
           f"{len(seen)} processes in its tree before SIGINT; "
-          f"left afterwards: {len(left)}; processes with the run's marker: {len(marked)}")
+          f"left afterwards: {len(left)}; processes with the run's marker: {len(marked)}; "
+          f"its last line: {out.strip().splitlines()[-1] if out.strip() else '(none)'}")
     for p in seen.values():  # a failing assertion must not leave them either
         if _alive(p):
             p.kill()
+    if "KeyboardInterrupt" not in out:
+        print(out[-6000:])
     assert "KeyboardInterrupt" in out, out[-3000:]
     assert left == [], f"{name}: processes left after Ctrl-C: {left}\n{out[-3000:]}"
     assert marked == [], f"{name}: processes of the run still alive: {marked}"
+
+
+def test_ctrl_c_during_start_up_arrives_after_it():
+    """A Ctrl-C inside ray.init() crashed the interpreter at exit; it is held until start-up ends."""
+    from scalebench.engines.base import ctrl_c_deferred
+
+    finished = False
+    with pytest.raises(KeyboardInterrupt):
+        with ctrl_c_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.1)  # the handler runs here; the default one would raise now
+            finished = True
+    assert finished
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

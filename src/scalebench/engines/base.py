@@ -8,6 +8,10 @@ environment with only one framework installed can still import scalebench.
 from __future__ import annotations
 
 import abc
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -92,6 +96,26 @@ class ClusterUnreachable(RuntimeError):
             reason = f"no answer within {timeout:g} s" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
             raise cls(f"{option} {address}: cannot connect to {host}:{port} ({reason}); "
                       f"is the cluster running there?") from None
+
+
+@contextlib.contextmanager
+def ctrl_c_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C that arrives inside the block and deliver it when the block is done.
+
+    For framework start-up that cannot be interrupted safely: a KeyboardInterrupt inside
+    ray.init() left a half-built core worker, and the interpreter crashed (SIGSEGV) at exit.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pressed: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pressed and callable(previous):  # SIG_IGN (started in the background) stays ignored
+        previous(signal.SIGINT, None)
 
 
 class NotApplicable(NotImplementedError):

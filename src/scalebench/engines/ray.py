@@ -47,6 +47,7 @@ Ray backend (a pool of Ray actors); predict is a pandas map_batches that writes 
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import math
 import os
@@ -68,6 +69,7 @@ import pyarrow.parquet as pq
 import ray
 import ray._private.ray_constants as ray_constants
 import ray.data
+from ray._private import auto_init_hook
 from ray.data.aggregate import Count, Max, Mean, Min, Quantile, Std, Sum
 from ray.data.datatype import DataType
 from ray.data.expressions import col
@@ -81,6 +83,7 @@ from scalebench.engines.base import (
     EngineUnavailable,
     NotApplicable,
     StageInput,
+    ctrl_c_deferred,
 )
 from scalebench.measure.procs import terminate_all
 from scalebench.stages import (
@@ -498,7 +501,15 @@ class RayEngine(Engine):
         object_store = max(ray_constants.OBJECT_STORE_MINIMUM_MEMORY_BYTES,
                            int(spec.memory_budget_bytes * OBJECT_STORE_FRACTION))
         heap = max(spec.memory_budget_bytes - object_store, 256 * MiB)
-        ctx = ray.init(
+        with ctrl_c_deferred():
+            ctx = self._init_local(object_store, heap, spill)
+        self._owns_cluster = True
+        self._address = ctx.address_info.get("gcs_address")
+        self._dashboard_url = getattr(ctx, "dashboard_url", None) or None
+
+    def _init_local(self, object_store: int, heap: int, spill: Path) -> Any:
+        spec = self.spec
+        return ray.init(
             address="local",  # never attach to RAY_ADDRESS or a cluster found on disk
             num_cpus=spec.cores,
             num_gpus=0,
@@ -514,9 +525,6 @@ class RayEngine(Engine):
             object_spilling_directory=str(spill),
             _system_config=self._system_config(),
         )
-        self._owns_cluster = True
-        self._address = ctx.address_info.get("gcs_address")
-        self._dashboard_url = getattr(ctx, "dashboard_url", None) or None
 
     def _system_config(self) -> dict[str, Any]:
         return {"num_workers_soft_limit": self.WORKER_POOL_PER_CORE * self.spec.cores}
@@ -551,6 +559,11 @@ class RayEngine(Engine):
         """Shut Ray down, then kill anything of ours still alive and prove none is left."""
         t0 = time.perf_counter()
         was_running = self._started or self._owns_cluster
+        # A Ray Data executor collected after shutdown calls ray.init() from __del__ (auto-init):
+        # at interpreter exit after Ctrl-C that start hung forever, and at any time it would start
+        # a cluster nobody tracks. Collect executors while Ray is up, then switch auto-init off.
+        gc.collect()
+        auto_init_hook.enable_auto_connect = False
         with contextlib.suppress(Exception):
             if ray.is_initialized():
                 ray.shutdown()
