@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -106,13 +107,19 @@ def test_report_totals_db_benchmark_and_shows_the_skew_penalty(tmp_path):
     assert (out / "skew.svg").exists()
 
 
+def _outside_xdist() -> dict[str, str]:
+    """The inner run must not look like an xdist worker: pytest-benchmark then times nothing
+    and writes no JSON (it reads PYTEST_XDIST_WORKER from the environment)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+
+
 def test_a_real_saved_run_works_with_both_tools(tmp_path, data_dir):
     """A run saved by pytest-benchmark's own --benchmark-json: its compare and our report both read it."""
     saved = tmp_path / "real.json"
     r = subprocess.run([sys.executable, "-m", "pytest", str(REPO / "benchmarks" / "test_stages.py"), "-q",
                         "-p", "no:cacheprovider", "--scale=tiny", "--engines=duckdb,pandas", "--stages=groupby",
                         "--formats=parquet", "--rounds=2", f"--data-dir={data_dir}", f"--benchmark-json={saved}"],
-                       capture_output=True, text=True, cwd=REPO, timeout=600)
+                       capture_output=True, text=True, cwd=REPO, timeout=600, env=_outside_xdist())
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     cli = Path(sys.executable).with_name("pytest-benchmark")
     again = tmp_path / "again.json"

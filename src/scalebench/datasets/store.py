@@ -34,6 +34,7 @@ from urllib.request import url2pathname
 import pyarrow.parquet as pq
 
 from scalebench.datasets.schemas import KEYS_PREFIX, SCHEMAS, Schema, schema_for
+from scalebench.measure.procs import die_with_parent
 
 GENERATOR_VERSION = 2
 FORMATS = ("csv", "parquet")
@@ -436,14 +437,18 @@ def _run_parts(schema: str, fmt: str, seed: int, parts: list[Part], folder: Path
     ctx = multiprocessing.get_context("fork" if _only_fork_safe_threads() else "forkserver")
     if ctx.get_start_method() == "forkserver":
         ctx.set_forkserver_preload(["scalebench.datasets.store"])  # children start warm
-    with _main_module_hidden(), cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    with _main_module_hidden(), cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
+                                                       initializer=die_with_parent) as pool:
         futures = [pool.submit(_write_part, schema, fmt, seed, part, str(folder), family) for part in parts]
         try:
             for fut in futures:
                 yield fut.result()
         except BaseException:
-            for fut in futures:
-                fut.cancel()
+            # Ctrl-C or a failed part: stop the workers now. Left alone they finish their parts
+            # first, and a worker whose parent died waited on its task queue forever.
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                proc.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
             raise
 
 
