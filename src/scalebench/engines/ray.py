@@ -502,29 +502,25 @@ class RayEngine(Engine):
                            int(spec.memory_budget_bytes * OBJECT_STORE_FRACTION))
         heap = max(spec.memory_budget_bytes - object_store, 256 * MiB)
         with ctrl_c_deferred():
-            ctx = self._init_local(object_store, heap, spill)
+            ctx = ray.init(
+                address="local",  # never attach to RAY_ADDRESS or a cluster found on disk
+                num_cpus=spec.cores,
+                num_gpus=0,
+                object_store_memory=object_store,
+                include_dashboard=spec.dashboards,
+                dashboard_host="127.0.0.1",
+                log_to_driver=False,
+                configure_logging=True,
+                logging_level=logging.WARNING,
+                _node_ip_address="127.0.0.1",
+                _temp_dir=str(self._tmp),
+                _memory=heap,
+                object_spilling_directory=str(spill),
+                _system_config=self._system_config(),
+            )
         self._owns_cluster = True
         self._address = ctx.address_info.get("gcs_address")
         self._dashboard_url = getattr(ctx, "dashboard_url", None) or None
-
-    def _init_local(self, object_store: int, heap: int, spill: Path) -> Any:
-        spec = self.spec
-        return ray.init(
-            address="local",  # never attach to RAY_ADDRESS or a cluster found on disk
-            num_cpus=spec.cores,
-            num_gpus=0,
-            object_store_memory=object_store,
-            include_dashboard=spec.dashboards,
-            dashboard_host="127.0.0.1",
-            log_to_driver=False,
-            configure_logging=True,
-            logging_level=logging.WARNING,
-            _node_ip_address="127.0.0.1",
-            _temp_dir=str(self._tmp),
-            _memory=heap,
-            object_spilling_directory=str(spill),
-            _system_config=self._system_config(),
-        )
 
     def _system_config(self) -> dict[str, Any]:
         return {"num_workers_soft_limit": self.WORKER_POOL_PER_CORE * self.spec.cores}
