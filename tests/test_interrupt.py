@@ -174,3 +174,45 @@ def test_ctrl_c_during_start_up_arrives_after_it():
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
         signal.signal(signal.SIGINT, outer)
+
+
+@pytest.mark.parametrize("threaded", [False, True], ids=["fork", "forkserver"])
+def test_generator_workers_die_with_a_killed_parent(tmp_path, threaded):
+    """With another thread alive the generator's workers come from a forkserver, whose
+    children the kernel's parent-death signal cannot tie to the caller: under `pytest -n 2` the
+    forkserver, a worker and multiprocessing's resource tracker outlived an interrupted run."""
+    assert become_subreaper(), "needs Linux prctl(PR_SET_CHILD_SUBREAPER)"
+    script = tmp_path / "generate.py"
+    script.write_text(
+        "import threading, time\n"
+        "from scalebench.datasets import ensure\n"
+        + ("threading.Thread(target=time.sleep, args=(600,), daemon=True).start()\n" if threaded else "")
+        + f"ensure('points', 20_000_000, 'csv', data_dir={str(tmp_path / 'd')!r}, workers=2)\n")
+    proc = subprocess.Popen([sys.executable, str(script)], start_new_session=True)
+    seen: dict[int, psutil.Process] = {}
+    try:
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            seen.update((p.pid, p) for p in _tree(proc.pid))
+            workers = [p for p in seen.values() if _alive(p) and "python" in p.name()]
+            if len(workers) >= 2 + threaded:  # two workers, and the forkserver
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, "generation ended before its workers were seen"
+        time.sleep(1.0)
+        seen.update((p.pid, p) for p in _tree(proc.pid))
+        proc.kill()  # no handler runs: only the workers' own watch can end them
+        proc.wait()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_alive(p) for p in seen.values()):
+            time.sleep(0.2)
+        _reap_zombies()
+        left = [describe(p) for p in seen.values() if _alive(p)]
+    finally:
+        for p in seen.values():
+            if _alive(p):
+                p.kill()
+        _reap_zombies()
+    print(f"\nkilled generator ({'forkserver' if threaded else 'fork'}): {len(seen)} processes "
+          f"in its tree, left after 10 s: {len(left)}")
+    assert left == [], f"left after the generator was killed: {left}"

@@ -8,9 +8,10 @@ from scalebench.datasets.store import (
                                        StoredDataset,
                                        default_data_dir,
                                        ensure,
+                                       ensure_partitioned,
                                        rows_for_memory,
                                        validate,
 )
 
 __all__ = ["FORMATS", "GENERATOR_VERSION", "SCHEMAS", "TRUE_COEFFICIENTS", "DatasetError", "StoredDataset",
-           "default_data_dir", "ensure", "rows_for_memory", "validate"]
+           "default_data_dir", "ensure", "ensure_partitioned", "rows_for_memory", "validate"]

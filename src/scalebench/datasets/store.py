@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
+import numpy as np
 import pyarrow.parquet as pq
 
 from scalebench.datasets.schemas import KEYS_PREFIX, SCHEMAS, Schema, schema_for
@@ -278,7 +279,7 @@ def validate(folder: Path) -> StoredDataset:
         raise DatasetError(f"{mpath}: made by generator version {manifest.get('generator_version')}, "
                            f"this is version {GENERATOR_VERSION}")
     listed = manifest.get("files", {})
-    present = {p.name for p in folder.iterdir() if p.is_file() and p.name != MANIFEST}
+    present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST}
     extra = sorted(present - set(listed))
     if extra:
         raise DatasetError(f"{folder / extra[0]}: file not in the manifest")
@@ -329,18 +330,25 @@ def ensure(name: str, rows: int, fmt: str, *, data_dir: Path | str | None = None
         raise DatasetError(f"--workers: {workers} must be at least 1")
     data = check_data_dir(data_dir if data_dir is not None else default_data_dir())
     final = dataset_folder(data, name, rows, seed, fmt)
-    with _locked(final.parent / f".{fmt}.lock"):
+    return _build_once(final, lambda tmp: _generate(schema, rows, fmt, seed, workers, tmp, progress), force)
+
+
+def _build_once(final: Path, build: Any, force: bool = False) -> StoredDataset:
+    """The valid folder `final`, else `build(tmp folder) -> manifest` under the folder's lock,
+    renamed into place only when complete; a failed build leaves nothing behind."""
+    label = final.name
+    with _locked(final.parent / f".{label}.lock"):
         if final.exists():
             if not force:
                 with contextlib.suppress(DatasetError):
                     return validate(final)
             _discard(final)
-        for stale in final.parent.glob(f".{fmt}.tmp-*"):  # left by a crashed run; we hold the lock
+        for stale in final.parent.glob(f".{label}.tmp-*"):  # left by a crashed run; we hold the lock
             shutil.rmtree(stale, ignore_errors=True)
-        tmp = final.parent / f".{fmt}.tmp-{uuid.uuid4().hex[:8]}"
+        tmp = final.parent / f".{label}.tmp-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
-            manifest = _generate(schema, rows, fmt, seed, workers, tmp, progress)
+            manifest = build(tmp)
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
             os.rename(tmp, final)
         except BaseException as exc:
@@ -349,6 +357,58 @@ def ensure(name: str, rows: int, fmt: str, *, data_dir: Path | str | None = None
                 raise DatasetError(f"{final}: could not write the dataset: {exc.strerror}") from exc
             raise
     return validate(final)
+
+
+PARTITION_BUCKETS = 8
+"""Key buckets of a partitioned layout: a few per core of a small cluster, files of a sane size."""
+
+
+def ensure_partitioned(data: StoredDataset, column: str, buckets: int = PARTITION_BUCKETS, *,
+                       force: bool = False) -> StoredDataset:
+    """The same rows as the Parquet dataset `data`, laid out hive-style by `column % buckets`:
+    `<column>_bucket=NN/part-00000.parquet`, every row of a key in one file, so a groupby or
+    join on the key can run bucket by bucket without a shuffle. Made once, next to `data`."""
+    if data.format != "parquet" or data.manifest.get("layout"):
+        raise DatasetError(f"{data.folder}: a partitioned layout is made from a plain Parquet dataset")
+    if column not in dict(data.manifest["schema"]):
+        raise DatasetError(f"{data.folder}: no column {column!r} to partition by")
+    if not isinstance(buckets, int) or buckets < 1:
+        raise DatasetError(f"buckets: {buckets!r} must be a whole number, at least 1")
+    final = data.folder.with_name(f"parquet-by-{column}{buckets}")
+    return _build_once(final, lambda tmp: _partition(data, column, buckets, tmp), force)
+
+
+def _partition(data: StoredDataset, column: str, buckets: int, folder: Path) -> dict[str, Any]:
+    """One pass over the parts, one part in memory at a time; rows keep their order within a bucket."""
+    started = time.perf_counter()
+    hive = f"{column}_bucket"
+    names = [f"{hive}={b:02d}/part-00000.parquet" for b in range(buckets)]
+    schema = schema_for(data.dataset)
+    sinks, writers, rows = [], [], [0] * buckets
+    with contextlib.ExitStack() as stack:
+        for name in names:
+            (folder / name).parent.mkdir()
+            sink = _HashingWriter(stack.enter_context(open(folder / name, "wb")))
+            sinks.append(sink)
+            writers.append(stack.enter_context(pq.ParquetWriter(
+                sink, schema.arrow, compression="snappy", use_dictionary=list(schema.dictionary_columns))))
+        for part in data.files():
+            table = pq.read_table(part, schema=schema.arrow)
+            bucket = table[column].to_numpy() % buckets  # keys are non-negative
+            order = np.argsort(bucket, kind="stable")
+            bounds = np.searchsorted(bucket[order], np.arange(buckets + 1))
+            for b in range(buckets):
+                piece = table.take(order[bounds[b]:bounds[b + 1]])
+                if piece.num_rows:
+                    writers[b].write_table(piece, row_group_size=CHUNK_ROWS)
+                    rows[b] += piece.num_rows
+    files = {name: {"rows": n, "segments": [[0, (folder / name).stat().st_size, sink.sha.hexdigest()]],
+                    "mtime_ns": (folder / name).stat().st_mtime_ns}
+             for name, n, sink in zip(names, rows, sinks, strict=True)}
+    return {**data.manifest, "files": files, "bytes": sum(e["segments"][0][1] for e in files.values()),
+            "parts": buckets, "layout": {"partitioned_by": column, "buckets": buckets, "hive_column": hive},
+            "derived_from": data.folder.name, "elapsed_s": round(time.perf_counter() - started, 3),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
 def _discard(folder: Path) -> None:
@@ -438,7 +498,8 @@ def _run_parts(schema: str, fmt: str, seed: int, parts: list[Part], folder: Path
     if ctx.get_start_method() == "forkserver":
         ctx.set_forkserver_preload(["scalebench.datasets.store"])  # children start warm
     with _main_module_hidden(), cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
-                                                       initializer=die_with_parent) as pool:
+                                                       initializer=die_with_parent,
+                                                       initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(_write_part, schema, fmt, seed, part, str(folder), family) for part in parts]
         try:
             for fut in futures:

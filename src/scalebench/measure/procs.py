@@ -5,7 +5,9 @@ from __future__ import annotations
 import ctypes
 import ipaddress
 import os
+import select
 import signal
+import threading
 from dataclasses import dataclass
 
 import psutil
@@ -23,14 +25,34 @@ def become_subreaper() -> bool:
         return False
 
 
-def die_with_parent(sig: int = signal.SIGKILL) -> bool:
-    """Have the kernel send `sig` to this process when its parent exits (Linux), so a worker
-    whose parent was killed or interrupted cannot wait forever on a queue nobody writes."""
+def die_with_parent(parent_pid: int | None = None, sig: int = signal.SIGKILL) -> bool:
+    """Make this process get `sig` when its parent exits (Linux), so a worker whose parent was
+    killed or interrupted cannot wait forever on a queue nobody writes.
+
+    `parent_pid` is the process that should own us. A forkserver child's real parent is the
+    forkserver, which itself lives until its children exit: the kernel's parent-death signal
+    would never fire there, so such a child watches `parent_pid` from a thread instead."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+        armed = libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        armed = False
+    if parent_pid is None or parent_pid == os.getppid():
+        return armed
+    try:
+        pidfd = os.pidfd_open(parent_pid)
+    except ProcessLookupError:  # already gone
+        os.kill(os.getpid(), sig)
+        return True
     except (OSError, AttributeError):
         return False
+
+    def watch() -> None:
+        select.select([pidfd], [], [])  # readable once the process has exited
+        os.kill(os.getpid(), sig)
+
+    threading.Thread(target=watch, name="scalebench-parent-watch", daemon=True).start()
+    return True
 
 
 def descendants(pid: int | None = None) -> list[psutil.Process]:
