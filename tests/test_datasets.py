@@ -11,7 +11,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from scalebench.datasets import DatasetError, ensure, rows_for_memory, validate
+from scalebench.datasets import DatasetError, ensure, ensure_partitioned, rows_for_memory, validate
 from scalebench.datasets import schemas as sc
 from scalebench.datasets.store import MANIFEST, plan_parts
 
@@ -206,3 +206,37 @@ def test_a_script_without_a_main_guard_can_generate(tmp_path):
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["script", "body", "ran", "1100000"]
+
+
+def test_partitioned_layout_holds_the_same_rows_each_key_in_one_file(tmp_path):
+    plain = ensure("keys_s0", 1_100_000, "parquet", data_dir=tmp_path, workers=2)
+    by_key = ensure_partitioned(plain, "key")
+    assert by_key.folder.parent == plain.folder.parent and by_key.rows == plain.rows
+    assert by_key.manifest["layout"] == {"partitioned_by": "key", "buckets": 8, "hive_column": "key_bucket"}
+    files = by_key.files()
+    assert [f.parent.name for f in files] == [f"key_bucket={b:02d}" for b in range(8)]
+    keys = [set(pq.read_table(f, columns=["key"])["key"].to_pylist()) for f in files]
+    assert all(k % 8 == b for b, ks in enumerate(keys) for k in ks)
+    assert sum(len(ks) for ks in keys) == len(set().union(*keys))  # no key in two files
+    whole = pd.concat([pd.read_parquet(f) for f in files]).sort_values("id", ignore_index=True)
+    pd.testing.assert_frame_equal(whole, pd.read_parquet(plain.folder).sort_values("id", ignore_index=True))
+    mtimes = [f.stat().st_mtime_ns for f in files]
+    assert [f.stat().st_mtime_ns for f in ensure_partitioned(plain, "key").files()] == mtimes  # reused
+    files[3].write_bytes(files[3].read_bytes()[:100])  # damaged: rebuilt, never reused
+    assert validate(ensure_partitioned(plain, "key").folder).rows == plain.rows
+
+
+def test_partitioned_layout_bad_requests_and_failures_leave_nothing(tmp_path, monkeypatch):
+    plain = ensure("keys_s0", 50_000, "parquet", data_dir=tmp_path)
+    with pytest.raises(DatasetError, match=r"/csv: a partitioned layout is made from a plain Parquet"):
+        ensure_partitioned(ensure("keys_s0", 50_000, "csv", data_dir=tmp_path), "key")
+    with pytest.raises(DatasetError, match=r"no column 'nope' to partition by"):
+        ensure_partitioned(plain, "nope")
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pq, "read_table", full_disk)
+    with pytest.raises(DatasetError, match=r"parquet-by-key8: could not write the dataset: No space left"):
+        ensure_partitioned(plain, "key")
+    assert sorted(p.name for p in plain.folder.parent.iterdir() if not p.name.endswith(".lock")) == ["csv", "parquet"]

@@ -93,7 +93,8 @@ def test_report_writes_tables_and_plots(run_json, tmp_path):
 
 def test_report_totals_db_benchmark_and_shows_the_skew_penalty(tmp_path):
     times = {"skew-join-uniform-plain": 1.0, "skew-join-zipf-plain": 3.0, "skew-join-uniform-salted": 1.2,
-             "skew-join-zipf-salted": 1.5, **{f"h2o_groupby-q{i}": 0.1 * i for i in range(1, 11)}}
+             "skew-join-zipf-salted": 1.5, "partition-groupby-unpartitioned": 2.0,
+             "partition-groupby-by_key": 0.5, **{f"h2o_groupby-q{i}": 0.1 * i for i in range(1, 11)}}
     doc = {"machine_info": {}, "commit_info": {}, "datetime": "2026-11-23T00:00:00", "version": "5.2.3",
            "benchmarks": [_bench("spark", q, 2, t) for q, t in times.items()]}
     path = tmp_path / "skew.json"
@@ -104,7 +105,9 @@ def test_report_totals_db_benchmark_and_shows_the_skew_penalty(tmp_path):
     assert "| skew | parquet | 20,000 | 2 | spark | 5.50 s (10 q) |  |" in md  # 0.1 + 0.2 + ... + 1.0
     assert "| skew | parquet | 2 | spark | join | plain | 1.00 s | 3.00 s | 3.00 | 1.00 |" in md
     assert "| skew | parquet | 2 | spark | join | salted | 1.20 s | 1.50 s | 1.25 | 2.00 |" in md
-    assert (out / "skew.svg").exists()
+    assert "| skew | parquet | 2 | spark | join | 1.00 s | 3.00 s | 1.50 s (2.00x) |" in md  # side by side
+    assert "| skew | parquet | 20,000 | 2 | spark | 2.00 s | 500.0 ms | 4.00 |" in md  # partitioning
+    assert (out / "skew.svg").exists() and (out / "partition.svg").exists()
 
 
 def _outside_xdist() -> dict[str, str]:

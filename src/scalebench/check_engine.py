@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.engine}: started in {time.perf_counter() - t:.2f} s: {engine.describe()}")
         try:
             for query in queries(args.stages.split(",") if args.stages else None):
-                for fmt in args.formats.split(","):
+                for fmt in (f for f in args.formats.split(",") if query.reads(f)):
                     data, inp = query_data(query, lambda name, f=fmt: ensure(name, rows, f, data_dir=args.data_dir))
                     run = QueryRun(engine, query, inp, Path(tmp))
                     run.prepare()

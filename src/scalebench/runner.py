@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from scalebench.datasets import StoredDataset
+from scalebench.datasets import StoredDataset, ensure_partitioned
 from scalebench.engines import REFERENCE_ENGINE, ClusterSpec, Engine, engine_class
 from scalebench.engines.base import NotApplicable, StageInput
 from scalebench.measure import heap
-from scalebench.measure.memory import TreeSampler
+from scalebench.measure.memory import TreeSampler, release_free_memory
 from scalebench.stages import DEFAULT_ZIPF, Query, answer_of, compare, resolve_dataset
 
 
@@ -28,6 +28,7 @@ def stage_input(data: StoredDataset, extra: dict[str, StoredDataset] | None = No
     return StageInput(dataset=data.dataset, format=data.format, path=data.path,
                       files=tuple(data.files()), rows=data.rows, bytes=data.bytes,
                       columns=tuple(c for c, _ in data.manifest["schema"]),
+                      partitioned_by=data.manifest.get("layout", {}).get("partitioned_by"),
                       extra={role: stage_input(d) for role, d in (extra or {}).items()})
 
 
@@ -35,6 +36,8 @@ def query_data(query: Query, get: Callable[[str], StoredDataset],
                zipf: float = DEFAULT_ZIPF) -> tuple[StoredDataset, StageInput]:
     """The query's main dataset and its StageInput with every extra table, via `get(dataset name)`."""
     data = get(resolve_dataset(query.dataset, zipf))
+    if query.layout is not None:
+        data = ensure_partitioned(data, query.layout)
     return data, stage_input(data, {role: get(name) for role, name in query.extra})
 
 
@@ -117,10 +120,15 @@ class References:
             # the reference answers the plain form: a remedy changes how, never what
             plain = replace(query, kwargs=tuple((k, "plain" if k == "remedy" else v) for k, v in query.kwargs))
             run = QueryRun(self._engine, plain, inp or stage_input(data), self.out_root / "reference")
-            run.prepare()
-            run()
-            self._answers[key] = run.answer()
-            run.cleanup()
+            try:
+                run.prepare()
+                run()
+                self._answers[key] = run.answer()
+            finally:
+                run.cleanup()
+                # DuckDB runs in the driver and keeps its buffers until closed: close it, so the
+                # next benchmark's memory does not start with the reference's (it restarts in ms)
+                self.close()
         return self._answers[key]
 
     def check(self, run: QueryRun, data: StoredDataset) -> None:
@@ -175,7 +183,9 @@ def benchmark_query(benchmark, run: QueryRun, data: StoredDataset, references: R
     """
     sampler = TreeSampler(measure.sample_interval, run.engine.pids) if measure.sample_interval else None
     spilled_before = run.engine.spilled_bytes()
+    references.answer(run.query, data, run.inp)  # before the sampler: the reference is not the engine's
     run.prepare()
+    release_free_memory()
     with sampler or contextlib.nullcontext():
         started = time.perf_counter()
         run()

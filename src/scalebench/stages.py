@@ -57,6 +57,12 @@ e.g. Spark's adaptive skew join; NotApplicable where there is none):
   skew_groupby     per key: count, sum(v); answer groups, rows (sum of counts), sum_v,
                    max_count (the hot key's rows), computed by the engine over the result.
   skew_join        keys inner join keys_dim on key, not broadcast; answer rows, sum_v, sum_w.
+
+Partitioning (Parquet only; the uniform keys table):
+  partition_groupby-unpartitioned  skew_groupby 'plain' on the table as generated (parts by id).
+  partition_groupby-by_key         skew_groupby 'by_key' on the same rows laid out by key % 8
+                   (store.ensure_partitioned: key_bucket=NN/ folders, every row of a key in one
+                   file): each bucket aggregated where it lies, no shuffle of rows or partials.
 """
 
 from __future__ import annotations
@@ -94,6 +100,13 @@ class Query:
     extra: tuple[tuple[str, str], ...] = ()
     """(role, dataset) of further input tables, given to the engine in StageInput.extra."""
     rtol: float = 1e-9
+    layout: str | None = None
+    """Column the main input is partitioned by (store.ensure_partitioned, Parquet only)."""
+    formats: tuple[str, ...] = ("csv", "parquet")
+    """Input formats the query runs on."""
+
+    def reads(self, fmt: str) -> bool:
+        return fmt in self.formats
 
     @property
     def method(self) -> str:
@@ -152,6 +165,10 @@ QUERIES += (Query("join", "dim", "users", False, ("region",), extra=(("names_dim
 QUERIES += tuple(Query("skew", f"{op}-{dist}-{remedy}", f"keys_{dist}", False, ("rows",), call=f"skew_{op}",
                        kwargs=(("remedy", remedy),), extra=(("keys_dim", "keys_dim"),) if op == "join" else ())
                  for op, remedies in SKEW_REMEDIES.items() for dist in KEY_DISTRIBUTIONS for remedy in remedies)
+PARTITION_LAYOUTS = {"unpartitioned": ("plain", None), "by_key": ("by_key", "key")}
+QUERIES += tuple(Query("partition", f"groupby-{name}", "keys_uniform", False, ("rows",), call="skew_groupby",
+                       kwargs=(("remedy", remedy),), layout=layout, formats=("parquet",))
+                 for name, (remedy, layout) in PARTITION_LAYOUTS.items())
 STAGES: tuple[str, ...] = tuple(dict.fromkeys(q.stage for q in QUERIES))
 DEFAULT_ZIPF = 1.2
 

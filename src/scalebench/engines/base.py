@@ -61,6 +61,16 @@ class StageInput:
     bytes: int
     columns: tuple[str, ...]
     extra: dict[str, Any] = field(default_factory=dict)
+    partitioned_by: str | None = None
+    """Parquet laid out by this column (store.ensure_partitioned): each file holds every row of
+    its keys, so `files` are the buckets."""
+
+    def require_partitioned(self, column: str, engine: str) -> tuple[Path, ...]:
+        """The bucket files, or one clear error when the input is not partitioned by `column`."""
+        if self.partitioned_by != column:
+            raise ValueError(f"{engine}: {self.path} is not partitioned by {column!r} "
+                             f"(partitioned by {self.partitioned_by!r}); see store.ensure_partitioned")
+        return self.files
 
 
 class EngineUnavailable(RuntimeError):

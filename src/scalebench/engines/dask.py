@@ -735,13 +735,19 @@ class DaskEngine(Engine):
         groupby_id_bucket): each partition pre-aggregates before the shuffle, so the hot key moves
         as one row per partition. salted: the same two-phase, on (key, salt) and then on key.
         Dask has no other groupby skew remedy (its map-side combine is what salting imitates)."""
-        keys = self._table(inp)[["id", "key", "v"]]
-        if remedy == "plain":
+        if remedy == "by_key":
+            # every row of a key in one bucket file: one partition per file, aggregated in place
+            buckets = [str(f) for f in inp.require_partitioned("key", "dask")]
+            keys = dd.from_map(_read_key_v, buckets, enforce_metadata=False)
+            res = keys.map_partitions(_sums_by_key, meta=_sums_by_key(keys._meta))
+        elif remedy == "plain":
+            keys = self._table(inp)[["id", "key", "v"]]
             res = keys.groupby("key").agg(n=("v", "size"), s=("v", "sum"), split_out=True)
         elif remedy == "salted":
             # no named aggregation in the first phase: Dask 2026.8 then fails the second groupby
             # with KeyError "['key' 'salt'] not in index" (RenameFrame looks for the shuffle keys,
             # which are index levels here, among the columns)
+            keys = self._table(inp)[["id", "key", "v"]]
             salted = keys.assign(salt=keys["id"] % SALT_BUCKETS)
             partial = salted.groupby(["key", "salt"])["v"].agg(["size", "sum"], split_out=True)
             res = partial.reset_index().groupby("key").agg(n=("size", "sum"), s=("sum", "sum"), split_out=True)
@@ -753,8 +759,10 @@ class DaskEngine(Engine):
         answer = _one_row(groups=res.shape[0], rows=res["n"].sum(), sum_v=res["s"].sum(), max_count=res["n"].max())
         self.last_notes = {"remedy": remedy, "partitions": keys.npartitions, **_plan(res),
                            "result_partitions": res.npartitions,
-                           "idiom": "groupby.agg split_out=True (partial aggregates, hash shuffle)",
-                           "shuffle_method": get_default_shuffle_method(),
+                           "idiom": ("from_map(one bucket file per partition).map_partitions(groupby)"
+                                     if remedy == "by_key" else
+                                     "groupby.agg split_out=True (partial aggregates, hash shuffle)"),
+                           "shuffle_method": "none" if remedy == "by_key" else get_default_shuffle_method(),
                            **({"salt_buckets": SALT_BUCKETS} if remedy == "salted" else {})}
         return answer
 
@@ -819,6 +827,16 @@ def _plan(frame: dd.DataFrame) -> dict[str, Any]:
 def _largest2(part: pd.DataFrame) -> pd.DataFrame:
     """The two largest v3 of each id6 in one partition (vectorised: sort, then head per group)."""
     return part.sort_values("v3", ascending=False).groupby("id6", sort=False).head(2)
+
+
+def _read_key_v(path: str) -> pd.DataFrame:
+    return pd.read_parquet(path, columns=["key", "v"])
+
+
+def _sums_by_key(df: pd.DataFrame) -> pd.DataFrame:
+    """Count and sum of v per key of one partition, the key as a column."""
+    g = df.groupby("key", sort=False)["v"]
+    return pd.DataFrame({"n": g.size(), "s": g.sum()}).reset_index()
 
 
 def _with_salts(dim: pd.DataFrame) -> pd.DataFrame:

@@ -303,6 +303,12 @@ def _salt_copies(tbl: pa.Table) -> pa.Table:
                              for s in range(SALT_BUCKETS)])
 
 
+def _bucket_sums(batch: pd.DataFrame) -> pd.DataFrame:
+    """Count and sum of v per key over the bucket files named in `batch`."""
+    g = pd.concat([pd.read_parquet(p, columns=["key", "v"]) for p in batch["path"]]).groupby("key", sort=False)["v"]
+    return pd.DataFrame({"n": g.size(), "s": g.sum()}).reset_index()
+
+
 def _summary(ds: ray.data.Dataset, *aggs: Any) -> pd.DataFrame:
     """One-row answer: Dataset.aggregate over the (grouped or joined) result, in Ray Data."""
     row = ds.aggregate(*aggs) or {}
@@ -1047,9 +1053,19 @@ class RayEngine(Engine):
 
     # -- skew -------------------------------------------------------------------------
     def skew_groupby(self, inp: StageInput, remedy: str = "plain") -> pd.DataFrame:
-        """plain: groupby(key); salted: groupby(key, salt) then groupby(key) over the partials."""
+        """plain: groupby(key); salted: groupby(key, salt) then groupby(key) over the partials;
+        by_key: one task per bucket file (every row of a key in one file), aggregated in place."""
+        if remedy == "by_key":
+            buckets = inp.require_partitioned("key", "ray")
+            self._require_started()
+            self._note("ray-data: from_items(bucket files).map_batches(read + groupby per bucket)", None,
+                       remedy=remedy, buckets=len(buckets))
+            grouped = (ray.data.from_items([{"path": str(f)} for f in buckets], override_num_blocks=len(buckets))
+                       .map_batches(_bucket_sums, batch_size=1, batch_format="pandas"))
+            return _summary(grouped, Count(alias_name="groups"), Sum("n", alias_name="rows"),
+                            Sum("s", alias_name="sum_v"), Max("n", alias_name="max_count"))
         if remedy not in ("plain", "salted"):
-            raise NotApplicable(f"ray: no {remedy!r} groupby remedy (plain or salted)")
+            raise NotApplicable(f"ray: no {remedy!r} groupby remedy (plain, salted or by_key)")
         parts = self._partitions(inp)
         ds = self._read(inp, ["id", "key", "v"])
         if remedy == "plain":

@@ -744,6 +744,7 @@ class SparkEngine(Engine):
             facts["joins"] = ", ".join(joins)
         if reads:
             facts["aqe_shuffle_reads"] = ", ".join(reads)
+        facts["hash_exchanges"] = len(re.findall(r"Exchange hashpartitioning", final))
         return facts
 
     def _answer(self, df: DataFrame, notes: dict[str, Any]) -> pd.DataFrame:
@@ -874,7 +875,20 @@ class SparkEngine(Engine):
     def skew_groupby(self, inp: StageInput, remedy: str = "plain") -> pd.DataFrame:
         """Per key count and sum. Spark aggregates map-side before every shuffle (one row per key
         and task), so a hot key costs little; salting adds a (key, salt) pre-aggregate and a
-        second shuffle. There is no other native remedy for a groupBy (AQE's is for joins)."""
+        second shuffle. There is no other native remedy for a groupBy (AQE's is for joins).
+        by_key: a scan partition never splits a file (maxPartitionBytes above the largest bucket
+        file), so each task holds whole keys and aggregates them itself in mapInPandas: no
+        Exchange of rows or partial aggregates, only the one-row summary at the end."""
+        if remedy == "by_key":
+            buckets = inp.require_partitioned("key", "spark")
+            whole_files = str(max(f.stat().st_size for f in buckets) + 1)
+            with self._settings({"spark.sql.files.maxPartitionBytes": whole_files}):
+                grouped = (self._read(inp).select("key", "v")
+                           .mapInPandas(_sums_by_key, "key long, n long, s double"))
+                summary = grouped.agg(F.count(F.lit(1)).alias("groups"), F.sum("n").alias("rows"),
+                                      F.sum("s").alias("sum_v"), F.max("n").alias("max_count"))
+                return self._answer(summary, {"remedy": remedy, "buckets": len(buckets),
+                                              "idiom": "whole bucket files per task, mapInPandas(groupby)"})
         keys = self._read(inp)
         measures = (F.count(F.lit(1)).alias("n"), F.sum("v").alias("s"))
         if remedy == "plain":
@@ -1054,3 +1068,11 @@ class SparkEngine(Engine):
 
 
 ENGINE = SparkEngine
+
+
+def _sums_by_key(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """mapInPandas: count and sum of v per key over all of a task's Arrow batches."""
+    partials = [b.groupby("key", sort=False)["v"].agg(["size", "sum"]) for b in batches]
+    if partials:
+        t = pd.concat(partials).groupby(level=0, sort=False).sum()
+        yield pd.DataFrame({"key": t.index.to_numpy(), "n": t["size"].to_numpy(), "s": t["sum"].to_numpy()})

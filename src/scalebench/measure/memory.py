@@ -26,6 +26,19 @@ from dataclasses import dataclass
 import psutil
 
 
+def release_free_memory() -> None:
+    """Collect garbage and hand the driver's free heap back to the kernel (glibc malloc_trim),
+    so memory a previous benchmark freed is not counted in the next one's starting point."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
+
+
 def tree_processes(extra_pids: Iterable[int] = ()) -> list[psutil.Process]:
     me = psutil.Process(os.getpid())
     procs = {me.pid: me}
@@ -162,6 +175,9 @@ class TreeSampler:
             "peak_tree_rss_bytes": self.peak_rss, "peak_tree_pss_bytes": self.peak_pss,
             "mean_tree_pss_bytes": sum(s.pss for s in self.samples) / n,
             "tree_memory_before_bytes": self.samples[0].pss if self.samples else None,
+            # what the benchmark added on top of what the session already held (the driver's
+            # imports and caches, an idle cluster): the figure to compare across engines
+            "peak_tree_added_bytes": self.peak_pss - self.samples[0].pss if self.samples else None,
             "tree_memory_after_bytes": self.samples[-1].pss if self.samples else None,
             "tree_processes_max": max((s.processes for s in self.samples), default=0),
             "tree_samples": len(self.samples), "tree_interval_s": self.interval,

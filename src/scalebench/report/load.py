@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 COLUMNS = ["run", "name", "group", "engine", "stage", "query", "format", "rows", "workers", "median_s",
-           "iqr_s", "min_s", "max_s", "rounds", "cold_s", "throughput_rows_per_s", "peak_tree_bytes"]
+           "iqr_s", "min_s", "max_s", "rounds", "cold_s", "throughput_rows_per_s", "peak_tree_bytes",
+           "added_tree_bytes"]
 
 
 class ReportError(ValueError):
@@ -28,7 +29,7 @@ def load_run(path: Path | str) -> pd.DataFrame:
     rows = []
     for b in doc["benchmarks"]:
         info, stats = b.get("extra_info", {}), b.get("stats", {})
-        peak = next((v for k, v in info.items() if k.startswith("peak_tree_")), None)
+        peak = info.get("peak_tree_pss_bytes", info.get("peak_tree_rss_bytes"))
         rows.append({
             "run": path.stem, "name": b.get("fullname") or b.get("name"), "group": b.get("group"),
             "engine": info.get("engine"), "stage": info.get("stage"),
@@ -37,6 +38,7 @@ def load_run(path: Path | str) -> pd.DataFrame:
             "median_s": stats.get("median"), "iqr_s": stats.get("iqr"), "min_s": stats.get("min"),
             "max_s": stats.get("max"), "rounds": stats.get("rounds"), "cold_s": info.get("cold_s"),
             "throughput_rows_per_s": info.get("throughput_rows_per_s"), "peak_tree_bytes": peak,
+            "added_tree_bytes": info.get("peak_tree_added_bytes"),
         })
     return pd.DataFrame(rows, columns=COLUMNS)
 

@@ -67,6 +67,31 @@ def skew_table(df: pd.DataFrame) -> pd.DataFrame:
     return piv
 
 
+def partition_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per engine: the groupby on the table as generated and on the same rows partitioned by the
+    key, and the ratio between them (above 1: the layout saved the shuffle's cost)."""
+    pt = df[df["stage"] == "partition"]
+    if pt.empty:
+        return pd.DataFrame()
+    piv = pt.assign(layout=pt["query"].str.removeprefix("partition-groupby-")).pivot_table(
+        index=["run", "format", "rows", "workers", "engine"], columns="layout", values="median_s",
+        aggfunc="median").reset_index()
+    for col in ("unpartitioned", "by_key"):
+        if col not in piv:
+            piv[col] = float("nan")
+    piv["saved"] = piv["unpartitioned"] / piv["by_key"]
+    return piv
+
+
+def remedies_side_by_side(skew: pd.DataFrame) -> pd.DataFrame:
+    """One row per run, engine and operation: the uniform and skewed plain times, then each
+    remedy's skewed time, so what each remedy buys reads across one line."""
+    keys = ["run", "format", "workers", "engine", "op"]
+    plain = skew[skew["remedy"] == "plain"].set_index(keys)[["uniform", "zipf"]]
+    wide = skew.pivot_table(index=keys, columns="remedy", values="zipf", aggfunc="median")
+    return plain.join(wide.drop(columns="plain", errors="ignore"), how="outer").reset_index()
+
+
 def _fmt_s(v: float) -> str:
     return "" if pd.isna(v) else (f"{v * 1000:.1f} ms" if v < 1 else f"{v:.2f} s")
 
@@ -75,7 +100,8 @@ def markdown(df: pd.DataFrame) -> str:
     df = with_ratios(df)
     parts = ["# scalebench report", "",
              "Median time per engine; in brackets the ratio to the fastest engine on the same cell, "
-             "and to the DuckDB single-node reference.", ""]
+             "to the DuckDB single-node reference, the peak memory of the whole process tree (PSS) and "
+             "what the benchmark added to it (+: peak minus the tree's memory when it began).", ""]
     for (run, fmt, rows, workers), block in df.groupby(["run", "format", "rows", "workers"], dropna=False):
         engines = sorted(block["engine"].dropna().unique(), key=lambda e: block[block.engine == e].median_s.sum())
         parts += [f"## {run}: {fmt}, {int(rows):,} rows, {workers} worker(s)" if pd.notna(rows) else f"## {run}",
@@ -89,6 +115,8 @@ def markdown(df: pd.DataFrame) -> str:
                     continue
                 r = r.iloc[0]
                 mem = f", {format_bytes(r.peak_tree_bytes)}" if pd.notna(r.peak_tree_bytes) else ""
+                if pd.notna(r.added_tree_bytes):
+                    mem += f" +{format_bytes(r.added_tree_bytes)}"
                 cells.append(f"{_fmt_s(r.median_s)} ({r.vs_fastest:.1f}x, duckdb {r.vs_duckdb:.2f}x{mem})")
             parts.append(f"| {query} | " + " | ".join(cells) + " |")
         parts.append("")
@@ -116,6 +144,31 @@ def markdown(df: pd.DataFrame) -> str:
         for r in skew.itertuples():
             parts.append(f"| {r.run} | {r.format} | {r.workers} | {r.engine} | {r.op} | {r.remedy} | "
                          f"{_fmt_s(r.uniform)} | {_fmt_s(r.zipf)} | {r.penalty:.2f} | {r.recovered:.2f} |")
+        parts.append("")
+    if not skew.empty:
+        wide = remedies_side_by_side(skew)
+        remedies = [c for c in ("salted", "native") if c in wide]
+        parts += ["### Remedies side by side", "",
+                  "Skewed-key time of each remedy, in brackets plain on skewed keys / this remedy.", "",
+                  "| run | format | workers | engine | op | uniform, plain | skewed, plain | "
+                  + " | ".join(f"skewed, {r}" for r in remedies) + " |",
+                  "|---|---|---|---|---|---|---|" + "---|" * len(remedies)]
+        for r in wide.to_dict("records"):
+            cells = [f"{_fmt_s(r[c])} ({r['zipf'] / r[c]:.2f}x)" if pd.notna(r[c]) else "n/a" for c in remedies]
+            parts.append(f"| {r['run']} | {r['format']} | {r['workers']} | {r['engine']} | {r['op']} | "
+                         f"{_fmt_s(r['uniform'])} | {_fmt_s(r['zipf'])} | " + " | ".join(cells) + " |")
+        parts.append("")
+    part = partition_table(df)
+    if not part.empty:
+        parts += ["## Partitioning", "",
+                  "groupby on the uniform keys table as generated (parts by id: the groupby must shuffle) "
+                  "and on the same rows in Parquet partitioned by key (each key in one file: aggregated "
+                  "where it lies); saved = unpartitioned / by key.", "",
+                  "| run | format | rows | workers | engine | unpartitioned | by key | saved |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in part.itertuples():
+            parts.append(f"| {r.run} | {r.format} | {int(r.rows):,} | {r.workers} | {r.engine} | "
+                         f"{_fmt_s(r.unpartitioned)} | {_fmt_s(r.by_key)} | {r.saved:.2f} |")
         parts.append("")
     sc = scaling(df)
     if not sc.empty and (sc["workers"] > 1).any():
@@ -165,6 +218,14 @@ def plots(df: pd.DataFrame) -> dict[str, str]:
         ax.set_ylabel("skewed / uniform time")
         ax.set_title("skew penalty per remedy")
         figs["skew"] = _svg(fig)
+    part = partition_table(df)
+    if not part.empty and part["saved"].notna().any():
+        fig, ax = plt.subplots(figsize=(7, 4))
+        part.pivot_table(index="engine", columns="rows", values="saved", aggfunc="median").plot.bar(ax=ax, rot=0)
+        ax.axhline(1, color="k", linestyle="--", linewidth=0.8)
+        ax.set_ylabel("unpartitioned / partitioned by key")
+        ax.set_title("what partitioning by the key saves")
+        figs["partition"] = _svg(fig)
     if df["rows"].nunique() > 1:
         fig, ax = plt.subplots(figsize=(7, 4))
         for (engine, query, fmt), g in df.groupby(["engine", "query", "format"]):
