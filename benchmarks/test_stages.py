@@ -7,18 +7,24 @@
 
 from __future__ import annotations
 
+import re
+import time
+
 import pytest
 
 from scalebench.runner import QueryRun, benchmark_query, out_of_memory, query_data
 from scalebench.sizes import format_bytes
 
 
-def test_stage(benchmark, cell, settings, clusters, datasets, references, out_root):
+def test_stage(benchmark, cell, settings, clusters, datasets, references, out_root, unfinished, request):
     engine = clusters.get(cell.engine, cell.workers)  # started outside the timed region
     # generated or cached, untimed; a join's other tables come along in the input
     data, inp = query_data(cell.query, lambda name: datasets.get(name, cell.format), settings.zipf)
     benchmark.group = f"{cell.query.id} {cell.format} {data.rows:,} rows"
     run = QueryRun(engine, cell.query, inp, out_root)
+    where = (f"{cell.engine} {cell.query.id} on {data.rows:,} rows with a "
+             f"{format_bytes(settings.spec.memory_budget_bytes)} budget")
+    started = time.monotonic()
     try:
         benchmark_query(benchmark, run, data, references, settings.rounds, settings.measure)
     except Exception as exc:
@@ -26,7 +32,25 @@ def test_stage(benchmark, cell, settings, clusters, datasets, references, out_ro
         if oom is None:
             raise
         # a clear outcome for this cell; the session goes on with the others
-        pytest.xfail(f"out of memory: {cell.engine} {cell.query.id} on {data.rows:,} rows with a "
-                     f"{format_bytes(settings.spec.memory_budget_bytes)} budget: {oom}")
+        benchmark.has_error = True  # rounds cut short are not a timing to save
+        unfinished.record(request.node, cell, data, settings, "out of memory", oom, time.monotonic() - started)
+        pytest.xfail(f"out of memory: {where}: {oom}")
+    except pytest.fail.Exception as exc:
+        limit = timed_out(exc)
+        if limit is None:
+            raise
+        took = time.monotonic() - started
+        benchmark.has_error = True
+        # the query may still be running on the cluster: the next cell gets a new one
+        clusters.discard(f"{cell.query.id} timed out")
+        detail = f"no answer after {took:.0f} s in the query (pytest-timeout {limit} for the whole test)"
+        unfinished.record(request.node, cell, data, settings, "timed out", detail, took)
+        pytest.xfail(f"timed out: {where}: {detail}")
     finally:
         run.cleanup()
+
+
+def timed_out(exc: BaseException) -> str | None:
+    """'900 s' when `exc` is pytest-timeout's failure (method signal), else None."""
+    found = re.match(r"Timeout \(>([\d.]+)s\) from pytest-timeout", str(exc))
+    return f"{float(found.group(1)):g} s" if found else None

@@ -8,6 +8,7 @@ test started outlives it. Outcomes are printed (run with -s to see them).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -346,4 +347,68 @@ def test_a_hanging_query_times_out_and_leaves_nothing(tmp_path):
         assert re.search(rf"PASSED \S*test_{e}_1_start", out), out[-6000:]
         assert re.search(rf"FAILED \S*test_{e}_2_hangs\S* - Failed: Timeout \(>6\.0s\) from pytest-timeout", out), \
             out[-6000:]
+    assert _left_behind(before) == [], out[-3000:]
+
+
+UNFINISHED_PLUGIN = textwrap.dedent('''
+    """Makes two of the stage cells fail on the Dask cluster the way big data would."""
+    import time
+    from scalebench import runner
+
+    _run = runner.QueryRun.__call__
+
+
+    def _out_of_memory():
+        raise MemoryError("a worker could not allocate")
+
+
+    def _call(self):
+        if self.engine.name != "dask":  # the DuckDB reference
+            return _run(self)
+        client = self.engine._client
+        print("CELL", self.query.id, client.scheduler.address, flush=True)
+        if self.query.id == "groupby-points":
+            client.submit(_out_of_memory, pure=False).result()
+        if self.query.id == "groupby-age":  # a task still running on the cluster at the timeout
+            client.submit(time.sleep, 600, pure=False).result()
+        return _run(self)
+
+
+    runner.QueryRun.__call__ = _call
+''')
+
+
+def test_out_of_memory_and_timed_out_cells_are_recorded_outcomes(tmp_path):
+    """A stage cell that runs out of memory or past pytest-timeout is an xfail naming what
+    happened, is listed in the saved JSON for the report, and the session goes on: after the
+    timeout the next cell runs on a new cluster, and nothing is left behind."""
+    assert become_subreaper(), "needs Linux prctl(PR_SET_CHILD_SUBREAPER)"
+    if not _installed("dask"):
+        pytest.skip("dask is not installed")
+    (tmp_path / "hangplugin.py").write_text(UNFINISHED_PLUGIN)
+    saved = tmp_path / "run.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(REPO), env.get("PYTHONPATH", "")])
+    env["COLUMNS"] = "400"
+    before = {p.pid for p in descendants()}
+    r = subprocess.run([sys.executable, "-m", "pytest", str(REPO / "benchmarks" / "test_stages.py"), "-p", "hangplugin",
+                        "-q", "-s", "-rxXs", "-p", "no:cacheprovider", "-p", "no:xdist", "--benchmark-only",
+                        "--engines=dask", "--stages=groupby", "--formats=parquet", "--workers=1", "--rounds=1",
+                        "--no-memray", "--scale=tiny", "--timeout=30", f"--data-dir={tmp_path / 'data'}",
+                        f"--basetemp={tmp_path / 'basetemp'}", f"--benchmark-json={saved}"],
+                       capture_output=True, text=True, cwd=REPO, timeout=600, env=env)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-6000:]
+    assert re.search(r"XFAIL \S*dask-groupby-points\S* - out of memory: dask groupby-points on [\d,]+ rows "
+                     r"with a .* budget: MemoryError: a worker could not allocate", out), out[-6000:]
+    assert re.search(r"XFAIL \S*dask-groupby-age\S* - timed out: dask groupby-age on [\d,]+ rows with a .* "
+                     r"budget: no answer after \d+ s in the query \(pytest-timeout 30 s for the whole test\)", out), \
+        out[-6000:]
+    assert "1 passed, 2 xfailed" in out, out[-3000:]
+    address = dict(re.findall(r"CELL (\S+) (tcp:\S+)", out))
+    assert address["groupby-id_bucket"] != address["groupby-age"], address  # a new cluster after the timeout
+    doc = json.loads(saved.read_text())
+    assert [b["extra_info"]["query"] for b in doc["benchmarks"]] == ["id_bucket"]
+    unfinished = {(c["query"], c["outcome"]) for c in doc["scalebench_unfinished"]}
+    assert unfinished == {("points", "out of memory"), ("age", "timed out")}, doc["scalebench_unfinished"]
     assert _left_behind(before) == [], out[-3000:]

@@ -133,7 +133,7 @@ def _compare(args: argparse.Namespace) -> int:
     for c in sorted(changes, key=lambda c: -c.ratio):
         flag = "REGRESSION" if c.ratio > 1 + threshold else ("faster" if c.ratio < 1 - threshold else "same")
         noise = "" if c.significant else " (within noise)"
-        print(f"{flag:10s} {c.ratio:6.2f}x  {c.base_s:9.4f} s -> {c.head_s:9.4f} s  {c.name}{noise}")
+        print(f"{flag:10s} {c.ratio:6.2f}x  {c.shown('base')} -> {c.shown('head')}  {c.name}{noise}")
     for name in only_base:
         print(f"{'missing':10s} only in {args.base}: {name}")
     for name in only_head:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from scalebench.report.load import ReportError, load_run
+from scalebench.report.load import COMPLETED, ReportError, load_run
 
 
 @dataclass(frozen=True)
@@ -15,10 +15,21 @@ class Change:
     head_s: float
     significant: bool
     """The ranges of the two runs' rounds do not overlap: more than noise."""
+    base_outcome: str = COMPLETED
+    head_outcome: str = COMPLETED
+    """'out of memory' or 'timed out' when that run gave no time: a cell that stopped finishing
+    is the worst regression, not a missing benchmark."""
 
     @property
     def ratio(self) -> float:
-        return self.head_s / self.base_s
+        base_done, head_done = self.base_outcome == COMPLETED, self.head_outcome == COMPLETED
+        if base_done and head_done:
+            return self.head_s / self.base_s
+        return 1.0 if base_done == head_done else (float("inf") if base_done else 0.0)
+
+    def shown(self, which: str) -> str:
+        outcome = getattr(self, f"{which}_outcome")
+        return f"{getattr(self, f'{which}_s'):9.4f} s" if outcome == COMPLETED else outcome
 
 
 def parse_threshold(text: str) -> float:
@@ -39,8 +50,12 @@ def compare_runs(base: Path | str, head: Path | str) -> tuple[list[Change], list
     changes = []
     for name in b.index.intersection(h.index):
         rb, rh = b.loc[name], h.loc[name]
-        significant = bool(rh["min_s"] > rb["max_s"] or rh["max_s"] < rb["min_s"])
-        changes.append(Change(name, float(rb["median_s"]), float(rh["median_s"]), significant))
+        if COMPLETED in (rb["outcome"], rh["outcome"]) and rb["outcome"] != rh["outcome"]:
+            significant = True
+        else:
+            significant = bool(rh["min_s"] > rb["max_s"] or rh["max_s"] < rb["min_s"])
+        changes.append(Change(name, float(rb["median_s"]), float(rh["median_s"]), significant,
+                              rb["outcome"], rh["outcome"]))
     return changes, sorted(set(b.index) - set(h.index)), sorted(set(h.index) - set(b.index))
 
 

@@ -9,7 +9,9 @@ import pandas as pd
 
 COLUMNS = ["run", "name", "group", "engine", "stage", "query", "format", "rows", "workers", "median_s",
            "iqr_s", "min_s", "max_s", "rounds", "cold_s", "throughput_rows_per_s", "peak_tree_bytes",
-           "added_tree_bytes"]
+           "added_tree_bytes", "spilled_bytes", "budget_bytes", "outcome", "detail"]
+COMPLETED = "completed"
+"""The outcome of a timed benchmark; the others ('out of memory', 'timed out') have no timing."""
 
 
 class ReportError(ValueError):
@@ -38,7 +40,15 @@ def load_run(path: Path | str) -> pd.DataFrame:
             "median_s": stats.get("median"), "iqr_s": stats.get("iqr"), "min_s": stats.get("min"),
             "max_s": stats.get("max"), "rounds": stats.get("rounds"), "cold_s": info.get("cold_s"),
             "throughput_rows_per_s": info.get("throughput_rows_per_s"), "peak_tree_bytes": peak,
-            "added_tree_bytes": info.get("peak_tree_added_bytes"),
+            "added_tree_bytes": info.get("peak_tree_added_bytes"), "spilled_bytes": info.get("spilled_bytes"),
+            "budget_bytes": info.get("memory_budget_bytes"), "outcome": COMPLETED, "detail": None,
+        })
+    for c in doc.get("scalebench_unfinished") or []:  # stage cells that gave no timing (see fixtures/plugin.py)
+        rows.append({
+            "run": path.stem, "name": c.get("fullname"),
+            "engine": c.get("engine"), "stage": c.get("stage"), "query": f"{c.get('stage')}-{c.get('query')}",
+            "format": c.get("format"), "rows": c.get("rows"), "workers": c.get("workers"),
+            "budget_bytes": c.get("memory_budget_bytes"), "outcome": c.get("outcome"), "detail": c.get("detail"),
         })
     return pd.DataFrame(rows, columns=COLUMNS)
 
