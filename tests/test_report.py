@@ -65,6 +65,44 @@ def test_compare_flags_a_2x_slowdown(run_json, tmp_path, capsys):
     assert "REGRESSION   2.00x" in out and victim["fullname"] in out and "1 regression(s)" in out
 
 
+def _unfinished(doc: dict, index: int, outcome: str) -> dict:
+    """`doc` with its benchmark `index` turned into a cell that gave no time, as test_stage saves it."""
+    doc = copy.deepcopy(doc)
+    b = doc["benchmarks"].pop(index)
+    info = b["extra_info"]
+    doc["scalebench_unfinished"] = [{
+        "fullname": b["fullname"], "engine": info["engine"], "stage": info["stage"], "query": info["query"],
+        "format": info["format"], "rows": info["rows"], "workers": info["workers"],
+        "memory_budget_bytes": 2**31, "outcome": outcome, "detail": "no answer after 898 s in the query",
+        "after_s": 898.0}]
+    return doc
+
+
+def test_compare_flags_a_cell_that_stopped_finishing(run_json, tmp_path, capsys):
+    path, doc = run_json
+    head = tmp_path / "head.json"
+    head.write_text(json.dumps(_unfinished(doc, 0, "timed out")))
+    assert main(["compare", str(path), str(head), "--threshold", "10%"]) == 1
+    out = capsys.readouterr().out
+    assert f"REGRESSION    infx     0.3000 s -> timed out  {doc['benchmarks'][0]['fullname']}" in out, out
+    assert "missing" not in out and "1 regression(s)" in out
+    assert main(["compare", str(head), str(path), "--threshold", "10%"]) == 0  # it finishes again: faster
+    assert "faster       0.00x  timed out ->    0.3000 s" in capsys.readouterr().out
+
+
+def test_report_shows_cells_that_did_not_finish_and_the_budget_s_reach(run_json, tmp_path):
+    path, doc = run_json
+    saved = tmp_path / "oom.json"
+    saved.write_text(json.dumps(_unfinished(doc, 0, "out of memory")))
+    assert main(["report", str(saved), "-o", str(tmp_path / "rep")]) == 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "| groupby-age | 100.0 ms (1.0x, duckdb 1.00x, 300.0 MiB) | **out of memory** |" in md, md
+    assert "## Memory against the budget" in md
+    assert "| oom | parquet | 20,000 | 1 | pandas | 2.0 GiB | 300.0 MiB | 0.1x | - | - | 1 of 2 | 1 out of memory |" \
+        in md, md
+    assert "- pandas groupby-age (parquet, 20,000 rows): out of memory: no answer after 898 s" in md
+
+
 def test_compare_names_a_bad_file(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{}")

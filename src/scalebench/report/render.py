@@ -9,10 +9,33 @@ from pathlib import Path
 
 import pandas as pd
 
+from scalebench.report.load import COMPLETED
 from scalebench.sizes import format_bytes
 
 REFERENCE = "duckdb"
 CELL = ["run", "format", "rows", "workers", "query"]
+
+
+def completed(df: pd.DataFrame) -> pd.DataFrame:
+    """Only the cells that gave a time: totals, ratios and plots are over these."""
+    return df[df["outcome"] == COMPLETED] if "outcome" in df else df
+
+
+def budget_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per run block and engine: how far the memory budget reached. The highest peak of the whole
+    process tree against the budget, the most a cell added, what the framework spilled, and how
+    many cells completed; a budget that bounds only the workers shows here as peak/budget > 1."""
+    if "budget_bytes" not in df or df["budget_bytes"].isna().all():
+        return pd.DataFrame()
+    keys = ["run", "format", "rows", "workers", "engine"]
+    out = df.groupby(keys, dropna=False).agg(
+        budget=("budget_bytes", "max"), peak=("peak_tree_bytes", "max"), added=("added_tree_bytes", "max"),
+        spilled=("spilled_bytes", lambda v: v.sum(min_count=1)), cells=("outcome", "size"),
+        completed=("outcome", lambda v: int((v == COMPLETED).sum())),
+        unfinished=("outcome", lambda v: ", ".join(f"{n} {o}" for o, n in v[v != COMPLETED].value_counts().items())),
+    ).reset_index()
+    out["peak_vs_budget"] = out["peak"] / out["budget"]
+    return out
 
 
 def with_ratios(df: pd.DataFrame) -> pd.DataFrame:
@@ -96,13 +119,17 @@ def _fmt_s(v: float) -> str:
     return "" if pd.isna(v) else (f"{v * 1000:.1f} ms" if v < 1 else f"{v:.2f} s")
 
 
+def _size(v: float) -> str:
+    return "-" if pd.isna(v) else format_bytes(v)
+
+
 def markdown(df: pd.DataFrame) -> str:
-    df = with_ratios(df)
+    everything, df = with_ratios(df), with_ratios(completed(df))
     parts = ["# scalebench report", "",
              "Median time per engine; in brackets the ratio to the fastest engine on the same cell, "
              "to the DuckDB single-node reference, the peak memory of the whole process tree (PSS) and "
              "what the benchmark added to it (+: peak minus the tree's memory when it began).", ""]
-    for (run, fmt, rows, workers), block in df.groupby(["run", "format", "rows", "workers"], dropna=False):
+    for (run, fmt, rows, workers), block in everything.groupby(["run", "format", "rows", "workers"], dropna=False):
         engines = sorted(block["engine"].dropna().unique(), key=lambda e: block[block.engine == e].median_s.sum())
         parts += [f"## {run}: {fmt}, {int(rows):,} rows, {workers} worker(s)" if pd.notna(rows) else f"## {run}",
                   "", "| query | " + " | ".join(engines) + " |", "|---|" + "---|" * len(engines)]
@@ -114,12 +141,37 @@ def markdown(df: pd.DataFrame) -> str:
                     cells.append("")
                     continue
                 r = r.iloc[0]
+                if getattr(r, "outcome", COMPLETED) != COMPLETED:
+                    cells.append(f"**{r.outcome}**")
+                    continue
                 mem = f", {format_bytes(r.peak_tree_bytes)}" if pd.notna(r.peak_tree_bytes) else ""
                 if pd.notna(r.added_tree_bytes):
                     mem += f" +{format_bytes(r.added_tree_bytes)}"
                 cells.append(f"{_fmt_s(r.median_s)} ({r.vs_fastest:.1f}x, duckdb {r.vs_duckdb:.2f}x{mem})")
             parts.append(f"| {query} | " + " | ".join(cells) + " |")
         parts.append("")
+    budget = budget_table(everything)
+    if not budget.empty:
+        parts += ["## Memory against the budget", "",
+                  "Highest peak of the whole process tree (driver, workers, JVM; PSS) over an engine's cells, "
+                  "against the memory budget it was configured from; above 1x the budget bounds only part "
+                  "of the tree. added: the most one cell added over its start; spilled: summed over the cells, "
+                  "where the framework reports it.", "",
+                  "| run | format | rows | workers | engine | budget | peak tree | peak / budget | added | spilled "
+                  "| completed | not completed |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in budget.itertuples():
+            ratio = "-" if pd.isna(r.peak_vs_budget) else f"{r.peak_vs_budget:.1f}x"
+            rows = "" if pd.isna(r.rows) else f"{int(r.rows):,}"
+            parts.append(f"| {r.run} | {r.format} | {rows} | {r.workers} | {r.engine} | {_size(r.budget)} | "
+                         f"{_size(r.peak)} | {ratio} | {_size(r.added)} | {_size(r.spilled)} | "
+                         f"{r.completed} of {r.cells} | {r.unfinished or '-'} |")
+        parts.append("")
+        details = everything[everything["outcome"] != COMPLETED] if "outcome" in everything else everything[:0]
+        for r in details.itertuples():
+            parts.append(f"- {r.engine} {r.query} ({r.format}, {int(r.rows):,} rows): {r.outcome}: {r.detail}")
+        if not details.empty:
+            parts.append("")
     totals = h2o_totals(df)
     if not totals.empty:
         parts += ["## db-benchmark totals", "",
@@ -191,6 +243,7 @@ def plots(df: pd.DataFrame) -> dict[str, str]:
 
     plt.rcParams["svg.fonttype"] = "none"
     figs: dict[str, str] = {}
+    df = completed(df)
     for (run, fmt, rows, workers), block in df.groupby(["run", "format", "rows", "workers"], dropna=False):
         piv = block.pivot_table(index="query", columns="engine", values="median_s", aggfunc="median")
         fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(piv)), 4))
