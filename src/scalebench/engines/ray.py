@@ -71,7 +71,6 @@ import ray._private.ray_constants as ray_constants
 import ray.data
 from ray._private import auto_init_hook
 from ray.data.aggregate import Count, Max, Mean, Min, Quantile, Std, Sum
-from ray.data.datatype import DataType
 from ray.data.expressions import col
 
 from scalebench import ml
@@ -303,6 +302,21 @@ def _salt_copies(tbl: pa.Table) -> pa.Table:
                              for s in range(SALT_BUCKETS)])
 
 
+def _with_salt(tbl: pa.Table) -> pa.Table:
+    """`salt` = id % SALT_BUCKETS (ids are positive: id - id // n * n), spreading a hot key over
+    SALT_BUCKETS groups."""
+    n = pa.scalar(SALT_BUCKETS, pa.int64())
+    ids = pc.cast(tbl["id"], pa.int64())
+    return tbl.append_column("salt", pc.subtract(ids, pc.multiply(pc.divide(ids, n), n)))
+
+
+def _with_products(tbl: pa.Table) -> pa.Table:
+    """h2o q9's v1*v1, v2*v2 and v1*v2, for exact integer sums per group."""
+    v1, v2 = tbl["v1"], tbl["v2"]
+    return (tbl.append_column("v1v1", pc.multiply(v1, v1)).append_column("v2v2", pc.multiply(v2, v2))
+            .append_column("v1v2", pc.multiply(v1, v2)))
+
+
 def _with_id_bucket(tbl: pa.Table) -> pa.Table:
     """`bucket` = id // ID_BUCKET_WIDTH (ids are positive: truncation is the floor)."""
     return tbl.append_column("bucket", pc.divide(tbl["id"], pa.scalar(ID_BUCKET_WIDTH, pa.int64())))
@@ -364,7 +378,7 @@ class RayEngine(Engine):
            for i in (1, 2, 3, 4, 5, 7, 10)},
         "h2o_groupby_q6": "ray-data: groupby().aggregate(Quantile(0.5), Std(ddof=1)), Dataset.aggregate",
         "h2o_groupby_q8": "ray-data: map_batches(top-2 per block), repartition(keys=id6), map_batches(top-2)",
-        "h2o_groupby_q9": "ray-data: with_column(products), groupby().aggregate(sums), map_batches(r2)",
+        "h2o_groupby_q9": "ray-data: map_batches(products), groupby().aggregate(sums), map_batches(r2)",
         **{f"h2o_join_q{i}": "ray-data: Dataset.join (hash shuffle of both sides), Dataset.aggregate"
            for i in range(1, 6)},
         "join_dim": "ray-data: map_batches(pyarrow join, dimension in fn_kwargs: broadcast), groupby().aggregate",
@@ -990,12 +1004,10 @@ class RayEngine(Engine):
         """No correlation aggregate in Ray Data: the group sums of v1, v2, their squares and
         product (exact integer sums), then r2 per group; undefined r2 become null and Sum skips them."""
         parts = self._partitions(inp)
-        self._note("ray-data: with_column(products), groupby().aggregate(Count, Sum x5), map_batches(r2)", parts)
+        self._note("ray-data: map_batches(products), groupby().aggregate(Count, Sum x5), map_batches(r2)", parts)
         ds = (self._read(inp, ["id2", "id4", "v1", "v2"])
               .filter(expr=col("v1").is_not_null() & col("v2").is_not_null())
-              .with_column("v1v1", col("v1") * col("v1"))
-              .with_column("v2v2", col("v2") * col("v2"))
-              .with_column("v1v2", col("v1") * col("v2")))
+              .map_batches(_with_products, batch_format="pyarrow", batch_size=None))
         sums = ds.groupby(["id2", "id4"], num_partitions=parts).aggregate(
             Count(alias_name="n"), Sum("v1", alias_name="sx"), Sum("v2", alias_name="sy"),
             Sum("v1v1", alias_name="sxx"), Sum("v2v2", alias_name="syy"), Sum("v1v2", alias_name="sxy"))
@@ -1082,9 +1094,9 @@ class RayEngine(Engine):
             grouped = ds.groupby("key", num_partitions=parts).aggregate(Count(alias_name="n"),
                                                                         Sum("v", alias_name="s"))
         else:
-            self._note("ray-data: with_column(salt), groupby(key, salt).aggregate, groupby(key).aggregate",
+            self._note("ray-data: map_batches(salt), groupby(key, salt).aggregate, groupby(key).aggregate",
                        parts, remedy=remedy, salt_buckets=SALT_BUCKETS)
-            partial = (ds.with_column("salt", (col("id") % SALT_BUCKETS).cast(DataType.int64()))
+            partial = (ds.map_batches(_with_salt, batch_format="pyarrow", batch_size=None)
                        .groupby(["key", "salt"], num_partitions=parts)
                        .aggregate(Count(alias_name="n"), Sum("v", alias_name="s")))
             grouped = partial.groupby("key", num_partitions=parts).aggregate(Sum("n", alias_name="n"),
@@ -1107,9 +1119,9 @@ class RayEngine(Engine):
             joined = keys.select_columns(["key", "v"]).join(dim, join_type="inner", num_partitions=parts,
                                                             on=("key",))
         else:
-            self._note("ray-data: with_column(salt) / map_batches(dimension x salts), join(inner, hash "
+            self._note("ray-data: map_batches(salt) / map_batches(dimension x salts), join(inner, hash "
                        "shuffle on key, salt)", parts, remedy=remedy, salt_buckets=SALT_BUCKETS)
-            salted = (keys.with_column("salt", (col("id") % SALT_BUCKETS).cast(DataType.int64()))
+            salted = (keys.map_batches(_with_salt, batch_format="pyarrow", batch_size=None)
                       .select_columns(["key", "salt", "v"]))
             copies = dim.map_batches(_salt_copies, batch_format="pyarrow", batch_size=None)
             joined = salted.join(copies, join_type="inner", num_partitions=parts, on=("key", "salt"))

@@ -71,9 +71,10 @@ def descendants(pid: int | None = None) -> list[psutil.Process]:
     return alive
 
 
-def describe(p: psutil.Process) -> str:
+def describe(p: psutil.Process, cmdline: list[str] | None = None) -> str:
+    """'PID command line' (cut at 160 characters); `cmdline` when the caller has just read it."""
     try:
-        return f"{p.pid} {' '.join(p.cmdline())[:160]}"
+        return f"{p.pid} {' '.join(p.cmdline() if cmdline is None else cmdline)[:160]}"
     except psutil.Error:
         return str(p.pid)
 
