@@ -103,6 +103,8 @@ class TreeSampler:
     THREAD_NAME = "scalebench-memory"
     NEW_HIGH = 1.02
     """An RSS total this much above the last PSS reading's counts as a new high (read PSS now)."""
+    PSS_CPU_SHARE = 0.01
+    """PSS reads may use this share of one core; more often, they would slow the stage measured."""
 
     def __init__(self, interval: float = 0.05, extra_pids: Callable[[], Iterable[int]] | None = None,
                  slow_interval: float = 0.25):
@@ -115,19 +117,27 @@ class TreeSampler:
         self._thread: threading.Thread | None = None
         self._t0 = time.perf_counter()
         self._procs: list[psutil.Process] = []
-        self._slow_due = 0.0
+        self._procs_due = self._pss_due = self._pss_allowed = 0.0
         self._pss = 0
         self._rss_at_pss = 0
+        self.cpu_s = 0.0
+        """CPU time the sampling thread used: its cost, free of the noise in stage timings."""
 
     def _sample(self, full: bool = False) -> None:
         now = time.perf_counter()
-        if full or now >= self._slow_due:
+        if full or now >= self._procs_due:
             self._procs = tree_processes(self.extra_pids())
+            self._procs_due = now + self.slow_interval
         rss, n = _rss(self._procs)
-        if full or now >= self._slow_due or rss > self._rss_at_pss * self.NEW_HIGH:
+        new_high = rss > self._rss_at_pss * self.NEW_HIGH
+        if full or (now >= self._pss_due or new_high) and now >= self._pss_allowed:
+            cpu = time.thread_time()
             rss, self._pss, n = _rss_pss(self._procs)
+            # a PSS read walks every mapping (18 ms for an idle Ray cluster, more with a full object
+            # store): space the reads so that they use at most PSS_CPU_SHARE of one core
+            self._pss_allowed = now + (time.thread_time() - cpu) / self.PSS_CPU_SHARE
             self._rss_at_pss = rss
-            self._slow_due = now + self.slow_interval
+            self._pss_due = now + self.slow_interval
             self.pss_reads += 1
         # between PSS readings, add RSS growth to the last PSS reading: an upper bound, since a
         # page shared with one more process adds to RSS but not PSS; never above RSS
@@ -135,8 +145,10 @@ class TreeSampler:
         self.samples.append(Sample(now - self._t0, rss, pss, n))
 
     def _loop(self) -> None:
+        started = time.thread_time()
         while not self._stop.wait(self.interval):
             self._sample()
+        self.cpu_s += time.thread_time() - started
 
     def start(self) -> TreeSampler:
         """Start (or resume: samples of earlier windows are kept, so peak covers them all)."""
@@ -182,6 +194,7 @@ class TreeSampler:
             "tree_processes_max": max((s.processes for s in self.samples), default=0),
             "tree_samples": len(self.samples), "tree_interval_s": self.interval,
             "tree_pss_reads": self.pss_reads, "tree_pss_interval_s": self.slow_interval,
+            "tree_sampler_cpu_s": self.cpu_s,
             "tree_memory_note": "whole process tree (driver, workers, JVM, object store); PSS counts shared pages once",
         }
 
