@@ -25,27 +25,29 @@ def test_stage(benchmark, cell, settings, clusters, datasets, references, out_ro
     where = (f"{cell.engine} {cell.query.id} on {data.rows:,} rows with a "
              f"{format_bytes(settings.spec.memory_budget_bytes)} budget")
     started = time.monotonic()
+
+    def not_finished(outcome: str, detail: str, took: float) -> None:
+        """A clear outcome for this cell, saved for the report; the session goes on with the others."""
+        benchmark.has_error = True  # rounds cut short are not a timing to save
+        unfinished.record(request.node, cell, data, settings, outcome, detail, took)
+        pytest.xfail(f"{outcome}: {where}: {detail}")
+
     try:
         benchmark_query(benchmark, run, data, references, settings.rounds, settings.measure)
     except Exception as exc:
         oom = out_of_memory(exc)
         if oom is None:
             raise
-        # a clear outcome for this cell; the session goes on with the others
-        benchmark.has_error = True  # rounds cut short are not a timing to save
-        unfinished.record(request.node, cell, data, settings, "out of memory", oom, time.monotonic() - started)
-        pytest.xfail(f"out of memory: {where}: {oom}")
+        not_finished("out of memory", oom, time.monotonic() - started)
     except pytest.fail.Exception as exc:
         limit = timed_out(exc)
         if limit is None:
             raise
         took = time.monotonic() - started
-        benchmark.has_error = True
         # the query may still be running on the cluster: the next cell gets a new one
         clusters.discard(f"{cell.query.id} timed out")
-        detail = f"no answer after {took:.0f} s in the query (pytest-timeout {limit} for the whole test)"
-        unfinished.record(request.node, cell, data, settings, "timed out", detail, took)
-        pytest.xfail(f"timed out: {where}: {detail}")
+        not_finished("timed out", f"no answer after {took:.0f} s in the query (pytest-timeout {limit} for the "
+                     "whole test)", took)
     finally:
         run.cleanup()
 

@@ -129,8 +129,8 @@ class TreeSampler:
             self._procs = tree_processes(self.extra_pids())
             self._procs_due = now + self.slow_interval
         rss, n = _rss(self._procs)
-        new_high = rss > self._rss_at_pss * self.NEW_HIGH
-        if full or (now >= self._pss_due or new_high) and now >= self._pss_allowed:
+        wanted = now >= self._pss_due or rss > self._rss_at_pss * self.NEW_HIGH
+        if full or (wanted and now >= self._pss_allowed):
             cpu = time.thread_time()
             rss, self._pss, n = _rss_pss(self._procs)
             # a PSS read walks every mapping (18 ms for an idle Ray cluster, more with a full object

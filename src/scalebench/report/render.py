@@ -18,14 +18,14 @@ CELL = ["run", "format", "rows", "workers", "query"]
 
 def completed(df: pd.DataFrame) -> pd.DataFrame:
     """Only the cells that gave a time: totals, ratios and plots are over these."""
-    return df[df["outcome"] == COMPLETED] if "outcome" in df else df
+    return df[df["outcome"] == COMPLETED]
 
 
 def budget_table(df: pd.DataFrame) -> pd.DataFrame:
     """Per run block and engine: how far the memory budget reached. The highest peak of the whole
     process tree against the budget, the most a cell added, what the framework spilled, and how
     many cells completed; a budget that bounds only the workers shows here as peak/budget > 1."""
-    if "budget_bytes" not in df or df["budget_bytes"].isna().all():
+    if df["budget_bytes"].isna().all():
         return pd.DataFrame()
     keys = ["run", "format", "rows", "workers", "engine"]
     out = df.groupby(keys, dropna=False).agg(
@@ -124,7 +124,8 @@ def _size(v: float) -> str:
 
 
 def markdown(df: pd.DataFrame) -> str:
-    everything, df = with_ratios(df), with_ratios(completed(df))
+    everything = with_ratios(df)  # a cell that did not finish has no time, so it changes no ratio
+    df = completed(everything)
     parts = ["# scalebench report", "",
              "Median time per engine; in brackets the ratio to the fastest engine on the same cell, "
              "to the DuckDB single-node reference, the peak memory of the whole process tree (PSS) and "
@@ -141,7 +142,7 @@ def markdown(df: pd.DataFrame) -> str:
                     cells.append("")
                     continue
                 r = r.iloc[0]
-                if getattr(r, "outcome", COMPLETED) != COMPLETED:
+                if r.outcome != COMPLETED:
                     cells.append(f"**{r.outcome}**")
                     continue
                 mem = f", {format_bytes(r.peak_tree_bytes)}" if pd.notna(r.peak_tree_bytes) else ""
@@ -167,7 +168,7 @@ def markdown(df: pd.DataFrame) -> str:
                          f"{_size(r.peak)} | {ratio} | {_size(r.added)} | {_size(r.spilled)} | "
                          f"{r.completed} of {r.cells} | {r.unfinished or '-'} |")
         parts.append("")
-        details = everything[everything["outcome"] != COMPLETED] if "outcome" in everything else everything[:0]
+        details = everything[everything["outcome"] != COMPLETED]
         for r in details.itertuples():
             parts.append(f"- {r.engine} {r.query} ({r.format}, {int(r.rows):,} rows): {r.outcome}: {r.detail}")
         if not details.empty:
