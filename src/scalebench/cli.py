@@ -126,10 +126,19 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    from scalebench.provenance import differences
     from scalebench.report.compare import compare_runs, parse_threshold, regressions
+    from scalebench.report.load import provenance_of
 
     threshold = parse_threshold(args.threshold)
     changes, only_base, only_head = compare_runs(args.base, args.head)
+    moved = differences(provenance_of(args.base), provenance_of(args.head))
+    if moved:
+        print("versions differ between base and head; a change below may be theirs, not the code's:")
+        for line in moved:
+            print(f"  {line}")
+    else:
+        print("same versions in base and head (lock, frameworks, Python, Java, machine)")
     for c in sorted(changes, key=lambda c: -c.ratio):
         flag = "REGRESSION" if c.ratio > 1 + threshold else ("faster" if c.ratio < 1 - threshold else "same")
         noise = "" if c.significant else " (within noise)"
@@ -139,7 +148,8 @@ def _compare(args: argparse.Namespace) -> int:
     for name in only_head:
         print(f"{'new':10s} only in {args.head}: {name}")
     bad = regressions(changes, threshold)
-    print(f"{len(bad)} regression(s) beyond {threshold:.0%} among {len(changes)} compared benchmark(s)")
+    also = " (versions differ: see above)" if moved else ""
+    print(f"{len(bad)} regression(s) beyond {threshold:.0%} among {len(changes)} compared benchmark(s){also}")
     return 1 if bad else 0
 
 

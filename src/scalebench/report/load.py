@@ -7,11 +7,33 @@ from pathlib import Path
 
 import pandas as pd
 
-COLUMNS = ["run", "name", "group", "engine", "stage", "query", "format", "rows", "workers", "median_s",
+COLUMNS = ["run", "family", "name", "group", "engine", "stage", "query", "format", "rows", "workers", "median_s",
            "iqr_s", "min_s", "max_s", "rounds", "cold_s", "throughput_rows_per_s", "peak_tree_bytes",
-           "added_tree_bytes", "spilled_bytes", "budget_bytes", "outcome", "detail"]
+           "added_tree_bytes", "spilled_bytes", "budget_bytes", "outcome", "detail", "info"]
 COMPLETED = "completed"
 """The outcome of a timed benchmark; the others ('out of memory', 'timed out') have no timing."""
+
+
+ML_STAGES = ("logreg", "tune", "predict", "pipeline")
+FAMILIES = ("stage", "ml", "generate", "overhead")
+"""What a saved benchmark measured: a stage cell (benchmarks/test_stages.py), an ML benchmark,
+the generator, or the memory sampler's overhead. Each gets its own table in the report."""
+
+
+def family(info: dict, group: str | None) -> str:
+    if "sampler_overhead_ratio" in info:
+        return "overhead"
+    if (group or "").startswith("generate ") or "speedup_vs_study_method" in info:
+        return "generate"
+    return "ml" if info.get("stage") in ML_STAGES else "stage"
+
+
+def _query(info: dict, bench: dict) -> str:
+    """stage-query for a stage cell; for the others what the benchmark varies (mode, output, method)."""
+    what = info.get("query") or info.get("output") or (bench.get("params") or {}).get("method")
+    if info.get("stage") and what:
+        return f"{info['stage']}-{what}"
+    return what or bench.get("name")
 
 
 class ReportError(ValueError):
@@ -33,27 +55,37 @@ def load_run(path: Path | str) -> pd.DataFrame:
         info, stats = b.get("extra_info", {}), b.get("stats", {})
         peak = info.get("peak_tree_pss_bytes", info.get("peak_tree_rss_bytes"))
         rows.append({
-            "run": path.stem, "name": b.get("fullname") or b.get("name"), "group": b.get("group"),
-            "engine": info.get("engine"), "stage": info.get("stage"),
-            "query": f"{info.get('stage')}-{info.get('query')}" if info.get("query") else b.get("name"),
+            "run": path.stem, "family": family(info, b.get("group")), "name": b.get("fullname") or b.get("name"),
+            "group": b.get("group"), "engine": info.get("engine"), "stage": info.get("stage"),
+            "query": _query(info, b),
             "format": info.get("format"), "rows": info.get("rows"), "workers": info.get("workers"),
             "median_s": stats.get("median"), "iqr_s": stats.get("iqr"), "min_s": stats.get("min"),
             "max_s": stats.get("max"), "rounds": stats.get("rounds"), "cold_s": info.get("cold_s"),
             "throughput_rows_per_s": info.get("throughput_rows_per_s"), "peak_tree_bytes": peak,
             "added_tree_bytes": info.get("peak_tree_added_bytes"), "spilled_bytes": info.get("spilled_bytes"),
-            "budget_bytes": info.get("memory_budget_bytes"), "outcome": COMPLETED, "detail": None,
+            "budget_bytes": info.get("memory_budget_bytes"), "outcome": COMPLETED, "detail": None, "info": info,
         })
     for c in doc.get("scalebench_unfinished") or []:  # stage cells that gave no timing (see fixtures/plugin.py)
         rows.append({
-            "run": path.stem, "name": c.get("fullname"),
+            "run": path.stem, "family": "stage", "name": c.get("fullname"), "info": c,
             "engine": c.get("engine"), "stage": c.get("stage"), "query": f"{c.get('stage')}-{c.get('query')}",
             "format": c.get("format"), "rows": c.get("rows"), "workers": c.get("workers"),
             "budget_bytes": c.get("memory_budget_bytes"), "outcome": c.get("outcome"), "detail": c.get("detail"),
         })
-    return pd.DataFrame(rows, columns=COLUMNS)
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame.attrs["provenance"] = {path.stem: (doc.get("machine_info") or {}).get("scalebench")}
+    return frame
+
+
+def provenance_of(path: Path | str) -> dict | None:
+    """What a saved run recorded it was measured on (scalebench.provenance.record), or None."""
+    return load_run(path).attrs["provenance"][Path(path).stem]
 
 
 def load_runs(paths: list[Path | str]) -> pd.DataFrame:
     if not paths:
         raise ReportError("give at least one saved run (pytest --benchmark-json=RUN.json)")
-    return pd.concat([load_run(p) for p in paths], ignore_index=True)
+    frames = [load_run(p) for p in paths]
+    out = pd.concat(frames, ignore_index=True)
+    out.attrs["provenance"] = {k: v for f in frames for k, v in f.attrs["provenance"].items()}
+    return out

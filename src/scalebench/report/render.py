@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from scalebench.report import families
 from scalebench.report.load import COMPLETED
 from scalebench.sizes import format_bytes
 
@@ -123,8 +124,34 @@ def _size(v: float) -> str:
     return "-" if pd.isna(v) else format_bytes(v)
 
 
+def stage_cells(df: pd.DataFrame) -> pd.DataFrame:
+    """The matrix's cells (benchmarks/test_stages.py); ML, generator and overhead have sections of their own."""
+    return df[df["family"] == "stage"]
+
+
+def provenance_markdown(df: pd.DataFrame) -> list[str]:
+    """Per run: the lock, the versions, Java and the machine it was measured on."""
+    records = df.attrs.get("provenance") or {}
+    if not records:
+        return []
+    parts = ["## Measured on", "", "| run | lock | python | java | cores | memory | versions |",
+             "|---|---|---|---|---|---|---|"]
+    for run, p in records.items():
+        if not p:
+            parts.append(f"| {run} | not recorded | | | | | |")
+            continue
+        m = p.get("machine", {})
+        versions = ", ".join(f"{k} {v}" for k, v in p.get("versions", {}).items() if v)
+        off = f" (**off the lock**: {', '.join(p['off_lock'])})" if p.get("off_lock") else ""
+        lock = (p.get("lock_sha256") or "none")[:12]
+        parts.append(f"| {run} | {lock}{off} | {p.get('python')} | {p.get('java') or '-'} | "
+                     f"{m.get('cores_usable')} | {_size(m.get('memory_bytes'))} | {versions} |")
+    return parts + [""]
+
+
 def markdown(df: pd.DataFrame) -> str:
-    everything = with_ratios(df)  # a cell that did not finish has no time, so it changes no ratio
+    everything = with_ratios(stage_cells(df))  # a cell that did not finish has no time, so it changes no ratio
+    whole = df
     df = completed(everything)
     parts = ["# scalebench report", "",
              "Median time per engine; in brackets the ratio to the fastest engine on the same cell, "
@@ -232,6 +259,7 @@ def markdown(df: pd.DataFrame) -> str:
             parts.append(f"| {r.engine} | {r.query} | {r.format} | {int(r.rows):,} | {r.workers} | "
                          f"{_fmt_s(r.median_s)} | {r.speedup:.2f} | {r.efficiency:.2f} |")
         parts.append("")
+    parts += families.markdown(whole) + provenance_markdown(whole)
     return "\n".join(parts)
 
 
@@ -244,7 +272,7 @@ def plots(df: pd.DataFrame) -> dict[str, str]:
 
     plt.rcParams["svg.fonttype"] = "none"
     figs: dict[str, str] = {}
-    df = completed(df)
+    whole, df = df, completed(stage_cells(df))
     for (run, fmt, rows, workers), block in df.groupby(["run", "format", "rows", "workers"], dropna=False):
         piv = block.pivot_table(index="query", columns="engine", values="median_s", aggfunc="median")
         fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(piv)), 4))
@@ -289,7 +317,7 @@ def plots(df: pd.DataFrame) -> dict[str, str]:
         ax.set_ylabel("median time (s)")
         ax.legend(fontsize=6)
         figs["size"] = _svg(fig)
-    return figs
+    return {**figs, **families.plots(whole, plt, _svg)}
 
 
 def _svg(fig) -> str:
@@ -313,7 +341,7 @@ def write_report(df: pd.DataFrame, out_dir: Path | str) -> dict[str, Path]:
         written[name] = _atomic(out / f"{name}.svg", svg)
     body = "\n".join(f"<figure>{svg[svg.index('<svg'):]}<figcaption>{html.escape(name)}</figcaption></figure>"
                      for name, svg in figs.items())
-    table = with_ratios(df).to_html(index=False, float_format=lambda v: f"{v:.4g}")
+    table = with_ratios(df).drop(columns=["info"]).to_html(index=False, float_format=lambda v: f"{v:.4g}")
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>scalebench report</title>"
             f"<style>body{{font-family:sans-serif;max-width:1200px;margin:auto}}table{{border-collapse:collapse;"
             f"font-size:12px}}td,th{{border:1px solid #ccc;padding:2px 6px}}</style></head><body>"

@@ -1,0 +1,146 @@
+"""The report's sections for what is not a stage cell: the ML benchmarks, the generator and the
+memory sampler's overhead. Each reads the fields its benchmark saves in extra_info."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from scalebench.report.load import COMPLETED
+from scalebench.sizes import format_bytes
+
+
+def of(df: pd.DataFrame, family: str) -> pd.DataFrame:
+    """The completed benchmarks of one family (the others gave no time to show)."""
+    return df[(df["family"] == family) & (df["outcome"] == COMPLETED)]
+
+
+def _s(v) -> str:
+    return "-" if v is None or pd.isna(v) else (f"{v * 1000:.1f} ms" if v < 1 else f"{v:.2f} s")
+
+
+def _n(v, fmt: str = "{:.3g}") -> str:
+    return "-" if v is None or (isinstance(v, float) and pd.isna(v)) else fmt.format(v)
+
+
+def _bytes(v) -> str:
+    return "-" if v is None or pd.isna(v) else format_bytes(v)
+
+
+def _rows(v) -> str:
+    return "-" if v is None or pd.isna(v) else f"{int(v):,}"
+
+
+def _ml_detail(stage: str, info: dict) -> str:
+    """The one figure that says the ML answer is right, per benchmark kind."""
+    if stage == "logreg":
+        return f"{info.get('check', '')}; accuracy {_n(info.get('logreg_accuracy'))}"
+    if stage == "tune":
+        same = "; same as serial" if info.get("same_as_serial") else ""
+        return (f"{info.get('tune_fits')} fits, best {info.get('tune_best_params')}, test MSE "
+                f"{_n(info.get('tune_test_mse'), '{:,.0f}')} ({_n(info.get('mse_vs_paper'), '{:.2f}')}x the paper's)"
+                f"{same}")
+    if stage == "predict":
+        return f"{_rows(info.get('prediction_rows'))} predictions, {_n(info.get('rows_per_s'), '{:,.0f}')} rows/s"
+    if stage == "pipeline":
+        return (f"ETL {_s(info.get('etl_s'))}, ML {_s(info.get('ml_s'))}, cluster switch "
+                f"{_s(info.get('cluster_switch_s'))}; {_rows(info.get('prediction_rows'))} predictions")
+    return ""
+
+
+def ml_markdown(df: pd.DataFrame) -> list[str]:
+    ml = of(df, "ml")
+    if ml.empty:
+        return []
+    parts = ["## Machine learning", "",
+             "logreg: one logistic-regression objective per engine, checked against a reference fit; tune: the "
+             "paper's 24-fit grid search, serial and through the framework; predict: batch scoring to Parquet "
+             "(and CSV); pipeline: ETL in one framework, tune and predict in another.", "",
+             "| run | stage | variant | engine | format | rows | workers | median | cold | peak tree | check |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in ml.sort_values(["run", "stage", "query", "engine"], na_position="first").itertuples():
+        info = r.info if isinstance(r.info, dict) else {}
+        variant = str(r.query).removeprefix(f"{r.stage}-")
+        parts.append(f"| {r.run} | {r.stage} | {variant} | {r.engine if pd.notna(r.engine) else '-'} | "
+                     f"{r.format if pd.notna(r.format) else '-'} | {_rows(r.rows)} | "
+                     f"{r.workers if pd.notna(r.workers) else '-'} | {_s(r.median_s)} | {_s(r.cold_s)} | "
+                     f"{_bytes(r.peak_tree_bytes)} | {_ml_detail(r.stage, info)} |")
+    return parts + [""]
+
+
+def generator_markdown(df: pd.DataFrame) -> list[str]:
+    gen = of(df, "generate")
+    if gen.empty:
+        return []
+    parts = ["## Data generator", "",
+             "Writing the points table: the Ray-vs-Dask study's method (NumPy chunks, pandas `to_csv`, one "
+             "process) against scalebench's generator (worker processes, chunk by chunk). Peak memory is the "
+             "whole process tree's.", "",
+             "| run | rows | method | median | rows/s | MB/s | bytes | peak tree | speedup vs the study's |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in gen.sort_values(["run", "rows", "query"]).itertuples():
+        info = r.info if isinstance(r.info, dict) else {}
+        parts.append(f"| {r.run} | {_rows(r.rows)} | {r.query} | {_s(r.median_s)} | "
+                     f"{_n(info.get('rows_per_s'), '{:,.0f}')} | {_n(info.get('mb_per_s'), '{:.1f}')} | "
+                     f"{_bytes(info.get('bytes'))} | {_bytes(r.peak_tree_bytes)} | "
+                     f"{_n(info.get('speedup_vs_study_method'), '{:.2f}x')} |")
+    return parts + [""]
+
+
+def overhead_markdown(df: pd.DataFrame) -> list[str]:
+    ov = of(df, "overhead")
+    if ov.empty:
+        return []
+    parts = ["## Cost of measuring memory", "",
+             "The same stage with and without the whole-tree sampler, interleaved; the ratio is with / without "
+             "(goal < 1.03). When the runs without the sampler spread wider than the cost, the ratio cannot "
+             "resolve it: the sampler thread's own CPU time per second of stage is the figure noise does not blur.",
+             "", "| run | engine | rows | without | with | ratio | spread without | sampler CPU share |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in ov.sort_values(["run", "engine"]).itertuples():
+        info = r.info if isinstance(r.info, dict) else {}
+        parts.append(f"| {r.run} | {r.engine} | {_rows(r.rows)} | {_s(info.get('median_without_sampler_s'))} | "
+                     f"{_s(info.get('median_with_sampler_s'))} | {_n(info.get('sampler_overhead_ratio'), '{:.3f}')} | "
+                     f"{_n(info.get('spread_without_sampler'), '{:.0%}')} | "
+                     f"{_n(info.get('sampler_cpu_share'), '{:.2%}')} |")
+    return parts + [""]
+
+
+def markdown(df: pd.DataFrame) -> list[str]:
+    return ml_markdown(df) + generator_markdown(df) + overhead_markdown(df)
+
+
+def plots(df: pd.DataFrame, plt, svg) -> dict[str, str]:
+    """name -> SVG for each family present: ML times per engine, generator rows/s, sampler overhead."""
+    figs: dict[str, str] = {}
+    ml = of(df, "ml")
+    if not ml.empty:
+        label = ml["engine"].fillna(ml["query"].astype(str))
+        piv = ml.assign(label=label, what=ml["query"]).pivot_table(index="what", columns="label", values="median_s",
+                                                                   aggfunc="median")
+        fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(piv)), 4))
+        piv.plot.bar(ax=ax, logy=True, rot=30)
+        ax.set_ylabel("median time (s, log)")
+        ax.set_title("machine learning")
+        figs["ml"] = svg(fig)
+    gen = of(df, "generate")
+    if not gen.empty:
+        rates = pd.to_numeric(gen["info"].map(lambda i: i.get("rows_per_s")), errors="coerce")
+        piv = gen.assign(rate=rates).pivot_table(index="rows", columns="query", values="rate", aggfunc="median")
+        fig, ax = plt.subplots(figsize=(7, 4))
+        piv.plot.bar(ax=ax, rot=0)
+        ax.set_xlabel("rows")
+        ax.set_ylabel("rows written per second")
+        ax.set_title("data generator")
+        figs["generate"] = svg(fig)
+    ov = of(df, "overhead")
+    if not ov.empty:
+        ratio = pd.to_numeric(ov["info"].map(lambda i: i.get("sampler_overhead_ratio")), errors="coerce")
+        share = pd.to_numeric(ov["info"].map(lambda i: i.get("sampler_cpu_share")), errors="coerce")
+        fig, ax = plt.subplots(figsize=(7, 4))
+        pd.DataFrame({"time with / without sampler": ratio.values, "sampler CPU share + 1": 1 + share.values},
+                     index=ov["engine"].values).plot.bar(ax=ax, rot=0)
+        ax.axhline(1.03, color="k", linestyle="--", linewidth=0.8, label="goal")
+        ax.set_ylabel("ratio")
+        ax.set_title("cost of measuring memory")
+        figs["overhead"] = svg(fig)
+    return figs
