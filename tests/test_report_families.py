@@ -47,10 +47,11 @@ def whole_run(tmp_path_factory, data_dir) -> Path:
     saved = tmp / "run.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
     env["PYTHONPATH"] = os.pathsep.join([str(tmp), str(REPO), env.get("PYTHONPATH", "")])
-    r = subprocess.run([sys.executable, "-m", "pytest", str(REPO / "benchmarks"), "-p", "oomplugin", "-q", "-rfEx",
-                        "-p", "no:cacheprovider", "-p", "no:xdist", "--benchmark-only", "--engines=pandas,duckdb",
-                        "--pipeline=pandas:pandas", "--scale=tiny", "--gen-rows=tiny", "--rounds=1", "--no-memray",
-                        f"--data-dir={data_dir}", f"--basetemp={tmp / 'basetemp'}", f"--benchmark-json={saved}"],
+    args = ["-p", "oomplugin", "-q", "-rfEx", "-p", "no:cacheprovider", "-p", "no:xdist", "--benchmark-only",
+            "--engines=pandas,duckdb", "--pipeline=pandas:pandas", "--formats=csv,parquet", "--scale=tiny",
+            "--gen-rows=tiny", "--rounds=1", "--no-memray", f"--data-dir={data_dir}", f"--basetemp={tmp / 'basetemp'}",
+            f"--benchmark-json={saved}"]
+    r = subprocess.run([sys.executable, "-m", "pytest", str(REPO / "benchmarks"), *args],
                        capture_output=True, text=True, cwd=REPO, timeout=900, env=env)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-6000:]

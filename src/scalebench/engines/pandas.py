@@ -528,7 +528,11 @@ class PandasEngine(Engine):
         cols = list(ml.TUNE_FEATURES) + [ml.TUNE_TARGET]
         parts = [df.sample(frac=fraction, random_state=seed + i)
                  for i, df in enumerate(self._chunks(inp, None if inp.extra.get("hive") else cols))]
-        return pd.concat(parts, ignore_index=True)[cols].head(rows)
+        sample = pd.concat(parts, ignore_index=True)[cols].head(rows)
+        if inp.extra.get("hive") and not pd.api.types.is_bool_dtype(sample["is_active"]):
+            # a hive partition value (is_active=true/ or =True/) comes back as a category of text
+            sample["is_active"] = sample["is_active"].astype(str).str.lower() == "true"
+        return sample
 
     def grid_map(self, fn, tasks: list) -> list:
         """joblib's process pool, one process per core: pandas has no cluster of its own."""

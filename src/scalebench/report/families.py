@@ -62,7 +62,7 @@ def ml_markdown(df: pd.DataFrame) -> list[str]:
         variant = str(r.query).removeprefix(f"{r.stage}-")
         parts.append(f"| {r.run} | {r.stage} | {variant} | {r.engine if pd.notna(r.engine) else '-'} | "
                      f"{r.format if pd.notna(r.format) else '-'} | {_rows(r.rows)} | "
-                     f"{r.workers if pd.notna(r.workers) else '-'} | {_s(r.median_s)} | {_s(r.cold_s)} | "
+                     f"{_n(r.workers, '{:.0f}')} | {_s(r.median_s)} | {_s(r.cold_s)} | "
                      f"{_bytes(r.peak_tree_bytes)} | {_ml_detail(r.stage, info)} |")
     return parts + [""]
 
@@ -79,8 +79,9 @@ def generator_markdown(df: pd.DataFrame) -> list[str]:
              "|---|---|---|---|---|---|---|---|---|"]
     for r in gen.sort_values(["run", "rows", "query"]).itertuples():
         info = r.info if isinstance(r.info, dict) else {}
+        mb_s = info.get("mb_per_s") or (info["bytes"] / 1e6 / r.median_s if info.get("bytes") else None)
         parts.append(f"| {r.run} | {_rows(r.rows)} | {r.query} | {_s(r.median_s)} | "
-                     f"{_n(info.get('rows_per_s'), '{:,.0f}')} | {_n(info.get('mb_per_s'), '{:.1f}')} | "
+                     f"{_n(info.get('rows_per_s'), '{:,.0f}')} | {_n(mb_s, '{:.1f}')} | "
                      f"{_bytes(info.get('bytes'))} | {_bytes(r.peak_tree_bytes)} | "
                      f"{_n(info.get('speedup_vs_study_method'), '{:.2f}x')} |")
     return parts + [""]
