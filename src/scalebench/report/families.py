@@ -19,7 +19,7 @@ def _s(v) -> str:
 
 
 def _n(v, fmt: str = "{:.3g}") -> str:
-    return "-" if v is None or (isinstance(v, float) and pd.isna(v)) else fmt.format(v)
+    return "-" if v is None or (pd.api.types.is_scalar(v) and pd.isna(v)) else fmt.format(v)
 
 
 def _bytes(v) -> str:

@@ -73,6 +73,8 @@ def load_run(path: Path | str) -> pd.DataFrame:
             "budget_bytes": c.get("memory_budget_bytes"), "outcome": c.get("outcome"), "detail": c.get("detail"),
         })
     frame = pd.DataFrame(rows, columns=COLUMNS)
+    for column in ("rows", "workers"):  # whole numbers, missing where a family has none (tune: no format)
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
     frame.attrs["provenance"] = {path.stem: (doc.get("machine_info") or {}).get("scalebench")}
     return frame
 
