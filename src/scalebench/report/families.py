@@ -47,67 +47,62 @@ def _ml_detail(stage: str, info: dict) -> str:
     return ""
 
 
-def ml_markdown(df: pd.DataFrame) -> list[str]:
-    ml = of(df, "ml")
-    if ml.empty:
+def _section(title: str, intro: str, columns: list[str], rows: list[list[str]]) -> list[str]:
+    """A Markdown section: heading, one paragraph, one table; nothing when there are no rows."""
+    if not rows:
         return []
-    parts = ["## Machine learning", "",
-             "logreg: one logistic-regression objective per engine, checked against a reference fit; tune: the "
-             "paper's 24-fit grid search, serial and through the framework; predict: batch scoring to Parquet "
-             "(and CSV); pipeline: ETL in one framework, tune and predict in another.", "",
-             "| run | stage | variant | engine | format | rows | workers | median | cold | peak tree | check |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in ml.sort_values(["run", "stage", "query", "engine"], na_position="first").itertuples():
-        info = r.info if isinstance(r.info, dict) else {}
-        variant = str(r.query).removeprefix(f"{r.stage}-")
-        parts.append(f"| {r.run} | {r.stage} | {variant} | {r.engine if pd.notna(r.engine) else '-'} | "
-                     f"{r.format if pd.notna(r.format) else '-'} | {_rows(r.rows)} | "
-                     f"{_n(r.workers, '{:.0f}')} | {_s(r.median_s)} | {_s(r.cold_s)} | "
-                     f"{_bytes(r.peak_tree_bytes)} | {_ml_detail(r.stage, info)} |")
-    return parts + [""]
+    return [f"## {title}", "", intro, "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns),
+            *("| " + " | ".join(r) + " |" for r in rows), ""]
 
 
-def generator_markdown(df: pd.DataFrame) -> list[str]:
-    gen = of(df, "generate")
-    if gen.empty:
-        return []
-    parts = ["## Data generator", "",
-             "Writing the points table: the Ray-vs-Dask study's method (NumPy chunks, pandas `to_csv`, one "
-             "process) against scalebench's generator (worker processes, chunk by chunk). Peak memory is the "
-             "whole process tree's.", "",
-             "| run | rows | method | median | rows/s | MB/s | bytes | peak tree | speedup vs the study's |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for r in gen.sort_values(["run", "rows", "query"]).itertuples():
-        info = r.info if isinstance(r.info, dict) else {}
-        mb_s = info.get("mb_per_s") or (info["bytes"] / 1e6 / r.median_s if info.get("bytes") else None)
-        parts.append(f"| {r.run} | {_rows(r.rows)} | {r.query} | {_s(r.median_s)} | "
-                     f"{_n(info.get('rows_per_s'), '{:,.0f}')} | {_n(mb_s, '{:.1f}')} | "
-                     f"{_bytes(info.get('bytes'))} | {_bytes(r.peak_tree_bytes)} | "
-                     f"{_n(info.get('speedup_vs_study_method'), '{:.2f}x')} |")
-    return parts + [""]
+def _info(r) -> dict:
+    return r.info if isinstance(r.info, dict) else {}
 
 
-def overhead_markdown(df: pd.DataFrame) -> list[str]:
-    ov = of(df, "overhead")
-    if ov.empty:
-        return []
-    parts = ["## Cost of measuring memory", "",
-             "The same stage with and without the whole-tree sampler, interleaved; the ratio is with / without "
-             "(goal < 1.03). When the runs without the sampler spread wider than the cost, the ratio cannot "
-             "resolve it: the sampler thread's own CPU time per second of stage is the figure noise does not blur.",
-             "", "| run | engine | rows | without | with | ratio | spread without | sampler CPU share |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in ov.sort_values(["run", "engine"]).itertuples():
-        info = r.info if isinstance(r.info, dict) else {}
-        parts.append(f"| {r.run} | {r.engine} | {_rows(r.rows)} | {_s(info.get('median_without_sampler_s'))} | "
-                     f"{_s(info.get('median_with_sampler_s'))} | {_n(info.get('sampler_overhead_ratio'), '{:.3f}')} | "
-                     f"{_n(info.get('spread_without_sampler'), '{:.0%}')} | "
-                     f"{_n(info.get('sampler_cpu_share'), '{:.2%}')} |")
-    return parts + [""]
+def ml_row(r) -> list[str]:
+    return [r.run, r.stage, str(r.query).removeprefix(f"{r.stage}-"), r.engine if pd.notna(r.engine) else "-",
+            r.format if pd.notna(r.format) else "-", _rows(r.rows), _n(r.workers, "{:.0f}"), _s(r.median_s),
+            _s(r.cold_s), _bytes(r.peak_tree_bytes), _ml_detail(r.stage, _info(r))]
+
+
+def generator_row(r) -> list[str]:
+    info = _info(r)
+    mb_s = info.get("mb_per_s") or (info["bytes"] / 1e6 / r.median_s if info.get("bytes") else None)
+    return [r.run, _rows(r.rows), r.query, _s(r.median_s), _n(info.get("rows_per_s"), "{:,.0f}"),
+            _n(mb_s, "{:.1f}"), _bytes(info.get("bytes")), _bytes(r.peak_tree_bytes),
+            _n(info.get("speedup_vs_study_method"), "{:.2f}x")]
+
+
+def overhead_row(r) -> list[str]:
+    info = _info(r)
+    return [r.run, r.engine, _rows(r.rows), _s(info.get("median_without_sampler_s")),
+            _s(info.get("median_with_sampler_s")), _n(info.get("sampler_overhead_ratio"), "{:.3f}"),
+            _n(info.get("spread_without_sampler"), "{:.0%}"), _n(info.get("sampler_cpu_share"), "{:.2%}")]
 
 
 def markdown(df: pd.DataFrame) -> list[str]:
-    return ml_markdown(df) + generator_markdown(df) + overhead_markdown(df)
+    ml, gen, ov = of(df, "ml"), of(df, "generate"), of(df, "overhead")
+    return _section(
+        "Machine learning",
+        "logreg: one logistic-regression objective per engine, checked against a reference fit; tune: the paper's "
+        "24-fit grid search, serial and through the framework; predict: batch scoring to Parquet (and CSV); "
+        "pipeline: ETL in one framework, tune and predict in another.",
+        ["run", "stage", "variant", "engine", "format", "rows", "workers", "median", "cold", "peak tree", "check"],
+        [ml_row(r) for r in ml.sort_values(["run", "stage", "query", "engine"], na_position="first").itertuples()],
+    ) + _section(
+        "Data generator",
+        "Writing the points table: the Ray-vs-Dask study's method (NumPy chunks, pandas `to_csv`, one process) "
+        "against scalebench's generator (worker processes, chunk by chunk). Peak memory is the whole process tree's.",
+        ["run", "rows", "method", "median", "rows/s", "MB/s", "bytes", "peak tree", "speedup vs the study's"],
+        [generator_row(r) for r in gen.sort_values(["run", "rows", "query"]).itertuples()],
+    ) + _section(
+        "Cost of measuring memory",
+        "The same stage with and without the whole-tree sampler, interleaved; the ratio is with / without "
+        "(goal < 1.03). When the runs without the sampler spread wider than the cost, the ratio cannot resolve it: "
+        "the sampler thread's own CPU time per second of stage is the figure noise does not blur.",
+        ["run", "engine", "rows", "without", "with", "ratio", "spread without", "sampler CPU share"],
+        [overhead_row(r) for r in ov.sort_values(["run", "engine"]).itertuples()],
+    )
 
 
 def plots(df: pd.DataFrame, plt, svg) -> dict[str, str]:
