@@ -306,6 +306,16 @@ def load_model(model_dir) -> tuple[object, object]:
     return model, scaler
 
 
+def active_from_folder(frame):
+    """A pandas frame's is_active read back from hive folder names ("true" from Spark, "True" from
+    pyarrow; text or a category of text) as booleans; anything else is bad input, named."""
+    text = frame["is_active"].astype(str).str.lower()
+    flags = text.map({"true": True, "false": False})
+    if flags.isna().any():
+        raise ValueError(f"column 'is_active': partition values {sorted(set(text[flags.isna()]))} are not true/false")
+    return frame.assign(is_active=flags.astype(bool))
+
+
 def predict_frame(df, model, scaler):
     """id, name, prediction for one batch (pandas frame of users); rows with missing features predict NaN."""
     import pandas as pd

@@ -529,7 +529,7 @@ class DaskEngine(Engine):
         df = df[list(SAMPLE_COLUMNS)]
         self._note(df, None)
         if df["is_active"].dtype != bool:  # partition values come back as strings or categories
-            df = df.map_partitions(_is_active_bool, meta=df._meta.astype({"is_active": "bool"}))
+            df = df.map_partitions(ml.active_from_folder, meta=df._meta.astype({"is_active": "bool"}))
         fraction = min(1.0, rows * 1.1 / max(1, inp.rows))
         sample = df.sample(frac=fraction, random_state=seed).head(rows, npartitions=-1)
         self.last_notes.update({"fraction": fraction, "hive": hive})
@@ -875,15 +875,6 @@ class _SequentialJoblib:
 
         with joblib.parallel_config(backend="sequential"):
             return self.fn(task)
-
-
-def _is_active_bool(part: pd.DataFrame) -> pd.DataFrame:
-    """Hive partition values ("true", "True", ...) as booleans; anything else is bad input."""
-    text = part["is_active"].astype(str).str.lower()
-    flags = text.map({"true": True, "false": False})
-    if flags.isna().any():
-        raise ValueError(f"column 'is_active': partition values {sorted(set(text[flags.isna()]))} are not true/false")
-    return part.assign(is_active=flags.astype(bool))
 
 
 def _predict_partition(part: pd.DataFrame, fitted: tuple[Any, Any]) -> pd.DataFrame:

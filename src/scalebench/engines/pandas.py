@@ -530,8 +530,7 @@ class PandasEngine(Engine):
                  for i, df in enumerate(self._chunks(inp, None if inp.extra.get("hive") else cols))]
         sample = pd.concat(parts, ignore_index=True)[cols].head(rows)
         if inp.extra.get("hive") and not pd.api.types.is_bool_dtype(sample["is_active"]):
-            # a hive partition value (is_active=true/ or =True/) comes back as a category of text
-            sample["is_active"] = sample["is_active"].astype(str).str.lower() == "true"
+            sample = ml.active_from_folder(sample)  # the folder names come back as a category of text
         return sample
 
     def grid_map(self, fn, tasks: list) -> list:
