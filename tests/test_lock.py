@@ -4,13 +4,12 @@ the environment these tests run in is the locked one (so CI measures what the lo
 from __future__ import annotations
 
 import json
-import re
 import tomllib
 from pathlib import Path
 
 from packaging.requirements import Requirement
 
-from scalebench.provenance import LOCK_NAME, lock_pins, lock_record
+from scalebench.provenance import LOCK_NAME, canonical_name, lock_pins, lock_record
 
 REPO = Path(__file__).resolve().parents[1]
 LOCK = REPO / LOCK_NAME
@@ -27,7 +26,7 @@ def _requirements() -> list[Requirement]:
 def test_lock_pins_every_requirement_within_its_bounds():
     pins = lock_pins(LOCK)
     for req in _requirements():
-        name = re.sub(r"[-_.]+", "-", req.name).lower()
+        name = canonical_name(req.name)
         assert name in pins, f"{LOCK_NAME} does not pin {req.name}: regenerate it (README, 'The lock')"
         assert req.specifier.contains(pins[name], prereleases=True), \
             f"{LOCK_NAME} pins {name}=={pins[name]}, outside pyproject's {req}: regenerate it"

@@ -128,11 +128,12 @@ def _report(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from scalebench.provenance import differences
     from scalebench.report.compare import compare_runs, parse_threshold, regressions
-    from scalebench.report.load import provenance_of
+    from scalebench.report.load import load_run, provenance_of
 
     threshold = parse_threshold(args.threshold)
-    changes, only_base, only_head = compare_runs(args.base, args.head)
-    moved = differences(provenance_of(args.base), provenance_of(args.head))
+    base, head = load_run(args.base), load_run(args.head)  # each file read once
+    changes, only_base, only_head = compare_runs(base, head)
+    moved = differences(provenance_of(base), provenance_of(head))
     if moved:
         print("versions differ between base and head; a change below may be theirs, not the code's:")
         for line in moved:

@@ -44,11 +44,12 @@ def lock_pins(path: Path) -> dict[str, str]:
         line = line.split("#", 1)[0].strip()
         found = re.match(r"([A-Za-z0-9_.\-]+)==([^\s;]+)\s*(?:;(.*))?$", line)
         if found and (not found.group(3) or Marker(found.group(3).strip()).evaluate()):
-            pins[_canonical(found.group(1))] = found.group(2)
+            pins[canonical_name(found.group(1))] = found.group(2)
     return pins
 
 
-def _canonical(name: str) -> str:
+def canonical_name(name: str) -> str:
+    """PEP 503: the form a lock line and an installed distribution are matched in."""
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
@@ -70,7 +71,7 @@ def lock_record() -> dict:
     pins = lock_pins(path)
     off = {}
     for dist in metadata.distributions():
-        name = _canonical(dist.metadata["Name"] or "")
+        name = canonical_name(dist.metadata["Name"] or "")
         if name in pins and dist.version != pins[name]:
             off[name] = {"installed": dist.version, "locked": pins[name]}
     return {"lock": str(path), "lock_sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "off_lock": off}

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from scalebench.report.load import COMPLETED, ReportError, load_run
+import pandas as pd
+
+from scalebench.report.load import COMPLETED, ReportError
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,9 @@ def parse_threshold(text: str) -> float:
     return value
 
 
-def compare_runs(base: Path | str, head: Path | str) -> tuple[list[Change], list[str], list[str]]:
-    """Changes for benchmarks in both runs, plus names only in base and only in head."""
-    b, h = load_run(base).set_index("name"), load_run(head).set_index("name")
+def compare_runs(base: pd.DataFrame, head: pd.DataFrame) -> tuple[list[Change], list[str], list[str]]:
+    """Changes for benchmarks in both runs (as load_run gives them), plus names only in base and only in head."""
+    b, h = base.set_index("name"), head.set_index("name")
     changes = []
     for name in b.index.intersection(h.index):
         rb, rh = b.loc[name], h.loc[name]

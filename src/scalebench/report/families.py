@@ -105,38 +105,40 @@ def markdown(df: pd.DataFrame) -> list[str]:
     )
 
 
+def _field(frame: pd.DataFrame, key: str) -> pd.Series:
+    """One extra_info field of every row, as numbers."""
+    return pd.to_numeric(frame["info"].map(lambda i: i.get(key)), errors="coerce")
+
+
+def _bar(plt, svg, table: pd.DataFrame, title: str, ylabel: str, xlabel: str | None = None, logy: bool = False,
+         rot: int = 0, goal: float | None = None, width: float = 7) -> str:
+    fig, ax = plt.subplots(figsize=(width, 4))
+    table.plot.bar(ax=ax, logy=logy, rot=rot)
+    if goal is not None:
+        ax.axhline(goal, color="k", linestyle="--", linewidth=0.8, label="goal")
+    if xlabel:
+        ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    return svg(fig)
+
+
 def plots(df: pd.DataFrame, plt, svg) -> dict[str, str]:
     """name -> SVG for each family present: ML times per engine, generator rows/s, sampler overhead."""
     figs: dict[str, str] = {}
-    ml = of(df, "ml")
+    ml, gen, ov = of(df, "ml"), of(df, "generate"), of(df, "overhead")
     if not ml.empty:
-        label = ml["engine"].fillna(ml["query"].astype(str))
-        piv = ml.assign(label=label, what=ml["query"]).pivot_table(index="what", columns="label", values="median_s",
-                                                                   aggfunc="median")
-        fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(piv)), 4))
-        piv.plot.bar(ax=ax, logy=True, rot=30)
-        ax.set_ylabel("median time (s, log)")
-        ax.set_title("machine learning")
-        figs["ml"] = svg(fig)
-    gen = of(df, "generate")
+        piv = ml.assign(label=ml["engine"].fillna(ml["query"].astype(str))).pivot_table(
+            index="query", columns="label", values="median_s", aggfunc="median")
+        figs["ml"] = _bar(plt, svg, piv, "machine learning", "median time (s, log)", logy=True, rot=30,
+                          width=max(6, 0.9 * len(piv)))
     if not gen.empty:
-        rates = pd.to_numeric(gen["info"].map(lambda i: i.get("rows_per_s")), errors="coerce")
-        piv = gen.assign(rate=rates).pivot_table(index="rows", columns="query", values="rate", aggfunc="median")
-        fig, ax = plt.subplots(figsize=(7, 4))
-        piv.plot.bar(ax=ax, rot=0)
-        ax.set_xlabel("rows")
-        ax.set_ylabel("rows written per second")
-        ax.set_title("data generator")
-        figs["generate"] = svg(fig)
-    ov = of(df, "overhead")
+        piv = gen.assign(rate=_field(gen, "rows_per_s")).pivot_table(index="rows", columns="query", values="rate",
+                                                                     aggfunc="median")
+        figs["generate"] = _bar(plt, svg, piv, "data generator", "rows written per second", xlabel="rows")
     if not ov.empty:
-        ratio = pd.to_numeric(ov["info"].map(lambda i: i.get("sampler_overhead_ratio")), errors="coerce")
-        share = pd.to_numeric(ov["info"].map(lambda i: i.get("sampler_cpu_share")), errors="coerce")
-        fig, ax = plt.subplots(figsize=(7, 4))
-        pd.DataFrame({"time with / without sampler": ratio.values, "sampler CPU share + 1": 1 + share.values},
-                     index=ov["engine"].values).plot.bar(ax=ax, rot=0)
-        ax.axhline(1.03, color="k", linestyle="--", linewidth=0.8, label="goal")
-        ax.set_ylabel("ratio")
-        ax.set_title("cost of measuring memory")
-        figs["overhead"] = svg(fig)
+        table = pd.DataFrame({"time with / without sampler": _field(ov, "sampler_overhead_ratio").values,
+                              "sampler CPU share + 1": 1 + _field(ov, "sampler_cpu_share").values},
+                             index=ov["engine"].values)
+        figs["overhead"] = _bar(plt, svg, table, "cost of measuring memory", "ratio", goal=1.03)
     return figs

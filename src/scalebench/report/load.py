@@ -79,9 +79,9 @@ def load_run(path: Path | str) -> pd.DataFrame:
     return frame
 
 
-def provenance_of(path: Path | str) -> dict | None:
-    """What a saved run recorded it was measured on (scalebench.provenance.record), or None."""
-    return load_run(path).attrs["provenance"][Path(path).stem]
+def provenance_of(run: pd.DataFrame) -> dict | None:
+    """What one loaded run recorded it was measured on (scalebench.provenance.record), or None."""
+    return next(iter(run.attrs["provenance"].values()))
 
 
 def load_runs(paths: list[Path | str]) -> pd.DataFrame:
