@@ -1,0 +1,5 @@
+"""dask engine: the cluster lifecycle in cluster.py, input reading and one module per stage family beside it."""
+
+from scalebench.engines.dask.cluster import ENGINE
+
+__all__ = ["ENGINE"]
