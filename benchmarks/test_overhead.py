@@ -15,7 +15,7 @@ from scalebench.measure.memory import TreeSampler
 from scalebench.runner import QueryRun, stage_input
 from scalebench.stages import QUERIES
 
-QUERY = next(q for q in QUERIES if q.method == "groupby_id_bucket")
+QUERY = next(q for q in QUERIES if q.op == "groupby_id_bucket")
 PAIRS = 7
 
 

@@ -36,8 +36,8 @@ from scalebench.stages import QUERIES
 REPO = Path(__file__).resolve().parents[1]
 ROWS = 400
 """Tiny: a few hundred rows are enough to break one of them."""
-GROUPBY_AGE = next(q for q in QUERIES if q.method == "groupby_age")
-ETL_USERS = next(q for q in QUERIES if q.method == "etl_users")
+GROUPBY_AGE = next(q for q in QUERIES if q.op == "groupby_age")
+ETL_USERS = next(q for q in QUERIES if q.op == "etl_users")
 HEADER = "id,name,age,salary,signup_date,is_active"
 
 

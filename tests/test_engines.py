@@ -92,7 +92,7 @@ class UnsortedDuckDB(DuckDBEngine):
     (UnsortedDuckDB, "sort_global", "column 'order'"),
 ])
 def test_a_wrong_answer_fails_its_benchmark(benchmark, engine_cls, method, message, data_dir, tmp_path):
-    query = next(q for q in QUERIES if q.method == method)
+    query = next(q for q in QUERIES if q.op == method)
     data = ensure(query.dataset, TINY, "parquet", data_dir=data_dir)
     refs = References(tmp_path / "ref")
     engine = engine_cls(ClusterSpec(workers=1))

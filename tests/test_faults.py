@@ -34,7 +34,7 @@ WORKER_DIED = re.compile(r"died|crash|exited unexpectedly|KilledWorker|WorkerCra
                          r"|Broken pipe|Connection reset", re.IGNORECASE)
 """Spark says "Python worker exited unexpectedly (crashed)" or, when it was writing to the worker
 as it died, only "java.io.IOException: Broken pipe"."""
-SORT_GLOBAL = next(q for q in QUERIES if q.method == "sort_global")
+SORT_GLOBAL = next(q for q in QUERIES if q.op == "sort_global")
 SPEC = ClusterSpec(workers=2, memory_budget_bytes=3 * 2**30)
 
 
@@ -200,7 +200,7 @@ FAULT_SESSION = textwrap.dedent('''
     from scalebench.runner import QueryRun, stage_input
     from scalebench.stages import QUERIES
 
-    GROUPBY = next(q for q in QUERIES if q.method == "groupby_points")
+    GROUPBY = next(q for q in QUERIES if q.op == "groupby_points")
 
 
     def kill_cluster(name, engine):

@@ -103,7 +103,7 @@ CLUSTER = textwrap.dedent('''
         engine.start()
         try:
             ports = sorted({f"{l.ip}:{l.port}" for l in listeners(descendants()) if l.port})
-            query = next(q for q in QUERIES if q.method == "groupby_points")
+            query = next(q for q in QUERIES if q.op == "groupby_points")
             refs = References(out / "ref")
             run = QueryRun(engine, query, stage_input(data), out)
             run.prepare()

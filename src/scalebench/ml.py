@@ -19,6 +19,7 @@ from pathlib import Path as Path
 
 import numpy as np
 
+from scalebench.atomic import atomic_path
 from scalebench.datasets.schemas import CATEGORIES, TRUE_COEFFICIENTS
 
 FEATURES = ("x", "y")
@@ -266,9 +267,8 @@ def tune(sample, mapper, out_dir, seed: int = 42) -> TuneResult:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for obj, name in ((model, MODEL_FILE), (scaler, SCALER_FILE)):
-        tmp = out / f".{name}.tmp"
-        joblib.dump(obj, tmp)
-        tmp.replace(out / name)
+        with atomic_path(out / name) as tmp:
+            joblib.dump(obj, tmp)
     return TuneResult({k: v for k, v in params.items()}, -means[best], test_mse, len(scores), len(y_train),
                       len(y_test), str(out / MODEL_FILE), str(out / SCALER_FILE))
 

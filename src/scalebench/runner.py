@@ -10,14 +10,14 @@ import contextlib
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from scalebench.datasets import StoredDataset, ensure_partitioned
 from scalebench.engines import REFERENCE_ENGINE, ClusterSpec, Engine, engine_class
-from scalebench.engines.base import NotApplicable, StageInput
+from scalebench.engines.base import MissingQuery, NotApplicable, StageInput
 from scalebench.measure import heap
 from scalebench.measure.memory import TreeSampler, release_free_memory
 from scalebench.stages import DEFAULT_ZIPF, Query, answer_of, compare, resolve_dataset
@@ -76,15 +76,9 @@ class QueryRun:
         half-written output folder is left behind."""
         from scalebench.inputs import BadInput, diagnose
 
-        method = getattr(self.engine, self.query.method, None)
-        if method is None:
-            raise NotApplicable(f"{self.engine.name} has no {self.query.method} yet")
         try:
-            if self.query.writes:
-                method(self.inp, self.out, **dict(self.query.kwargs))
-            else:
-                self.result = method(self.inp, **dict(self.query.kwargs))
-        except NotApplicable:
+            self.result = self.engine.run_query(self.query, self.inp, self.out)
+        except (NotApplicable, MissingQuery):
             raise
         except Exception as exc:
             if self.query.writes:
@@ -112,13 +106,12 @@ class References:
 
     def answer(self, query: Query, data: StoredDataset, inp: StageInput | None = None) -> pd.DataFrame:
         """`inp` carries a join's other tables; by default the dataset alone."""
-        key = (query.method, str(data.folder.parent))  # csv and parquet hold the same rows
+        plain = query.reference_form()
+        key = (plain.op, plain.variant, str(data.folder.parent))  # csv and parquet hold the same rows
         if key not in self._answers:
             if self._engine is None:
                 self._engine = engine_class(REFERENCE_ENGINE)(self.spec)
                 self._engine.start()
-            # the reference answers the plain form: a remedy changes how, never what
-            plain = replace(query, kwargs=tuple((k, "plain" if k == "remedy" else v) for k, v in query.kwargs))
             run = QueryRun(self._engine, plain, inp or stage_input(data), self.out_root / "reference")
             try:
                 run.prepare()
@@ -218,7 +211,7 @@ def benchmark_query(benchmark, run: QueryRun, data: StoredDataset, references: R
         info.update(sampler.summary())
     if recorded and measure.memray and heap.available():
         run.prepare()
-        info.update(heap.peak_heap(run, measure.memray_dir, f"{run.engine.name}-{run.query.method}-{data.format}"))
+        info.update(heap.peak_heap(run, measure.memray_dir, f"{run.engine.name}-{run.query.id}-{data.format}"))
     if str(info.get("address", "")).startswith("in-process"):
         info.pop("address")
     benchmark.extra_info.update(info)

@@ -14,7 +14,8 @@ Input data (see scalebench.datasets):
           is_active bool (CSV 'true'/'false'). About 0.5 % of rows are exact
           duplicates of the row before them (same id).
 
-Queries (method name = f"{stage}_{query}"):
+Queries (the engine method is Query.op, f"{stage}_{query}" unless given; one method serves
+several queries by value, Query.variant, for the db-benchmark questions, skew remedies and layouts):
   etl_users        read users, normalise column names (strip, lower case, spaces to
                    '_'), parse signup_date to a date, cast id int64 / age int32 /
                    salary float64 / is_active bool, drop rows with any null, drop
@@ -68,7 +69,7 @@ Partitioning (Parquet only; the uniform keys table):
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -93,10 +94,11 @@ class Query:
     """True when the query writes Parquet to a folder instead of returning a frame."""
     keys: tuple[str, ...]
     """Columns that identify a row of the answer, for order-normalised comparison."""
-    call: str | None = None
-    """Engine method when it is not f"{stage}_{name}" (several queries share one method)."""
-    kwargs: tuple[tuple[str, str], ...] = ()
-    """Keyword arguments of the engine method (the skew remedy)."""
+    op: str = ""
+    """The engine method that answers the query; f"{stage}_{name}" when not given."""
+    variant: str | None = None
+    """The value the method is called with after the input (and output folder): the db-benchmark
+    question, or the skew remedy / partition layout. Engine.implementation follows it to the code."""
     extra: tuple[tuple[str, str], ...] = ()
     """(role, dataset) of further input tables, given to the engine in StageInput.extra."""
     rtol: float = 1e-9
@@ -105,12 +107,21 @@ class Query:
     formats: tuple[str, ...] = ("csv", "parquet")
     """Input formats the query runs on."""
 
+    def __post_init__(self) -> None:
+        if not self.op:
+            object.__setattr__(self, "op", f"{self.stage}_{self.name}")
+
     def reads(self, fmt: str) -> bool:
         return fmt in self.formats
 
-    @property
-    def method(self) -> str:
-        return self.call or f"{self.stage}_{self.name}"
+    def args(self) -> tuple[str, ...]:
+        """The engine method's arguments after the input (and output folder)."""
+        return () if self.variant is None else (self.variant,)
+
+    def reference_form(self) -> Query:
+        """What the reference runs: a remedy or layout changes how, never what, so it answers the
+        plain form."""
+        return replace(self, variant="plain") if self.op in REMEDY_OPS else self
 
     @property
     def id(self) -> str:
@@ -152,22 +163,23 @@ H2O_JOIN_QUESTIONS: dict[str, tuple[str, str, str]] = {
     "q5": ("big", "id3", "inner"),     # big inner on int
 }
 SALT_BUCKETS = 8
+REMEDY_OPS = ("skew_groupby", "skew_join")
 SKEW_REMEDIES = {"groupby": ("plain", "salted"), "join": ("plain", "salted", "native")}
 KEY_DISTRIBUTIONS = ("uniform", "zipf")
 
-QUERIES += tuple(Query("h2o_groupby", q, "h2o_groupby", False, ("rows",), rtol=1e-6)
+QUERIES += tuple(Query("h2o_groupby", q, "h2o_groupby", False, ("rows",), op="h2o_groupby", variant=q, rtol=1e-6)
                  for q in H2O_GROUPBY_QUESTIONS)
-QUERIES += tuple(Query("h2o_join", q, "h2o_join_x", False, ("rows",), rtol=1e-6,
+QUERIES += tuple(Query("h2o_join", q, "h2o_join_x", False, ("rows",), op="h2o_join", variant=q, rtol=1e-6,
                        extra=tuple((t, f"h2o_join_{t}") for t in ("small", "medium", "big")))
                  for q in H2O_JOIN_QUESTIONS)
 QUERIES += (Query("join", "dim", "users", False, ("region",), extra=(("names_dim", "names_dim"),)),
             Query("join", "large", "users", False, ("is_active",), extra=(("accounts", "accounts"),)))
-QUERIES += tuple(Query("skew", f"{op}-{dist}-{remedy}", f"keys_{dist}", False, ("rows",), call=f"skew_{op}",
-                       kwargs=(("remedy", remedy),), extra=(("keys_dim", "keys_dim"),) if op == "join" else ())
+QUERIES += tuple(Query("skew", f"{op}-{dist}-{remedy}", f"keys_{dist}", False, ("rows",), op=f"skew_{op}",
+                       variant=remedy, extra=(("keys_dim", "keys_dim"),) if op == "join" else ())
                  for op, remedies in SKEW_REMEDIES.items() for dist in KEY_DISTRIBUTIONS for remedy in remedies)
 PARTITION_LAYOUTS = {"unpartitioned": ("plain", None), "by_key": ("by_key", "key")}
-QUERIES += tuple(Query("partition", f"groupby-{name}", "keys_uniform", False, ("rows",), call="skew_groupby",
-                       kwargs=(("remedy", remedy),), layout=layout, formats=("parquet",))
+QUERIES += tuple(Query("partition", f"groupby-{name}", "keys_uniform", False, ("rows",), op="skew_groupby",
+                       variant=remedy, layout=layout, formats=("parquet",))
                  for name, (remedy, layout) in PARTITION_LAYOUTS.items())
 STAGES: tuple[str, ...] = tuple(dict.fromkeys(q.stage for q in QUERIES))
 DEFAULT_ZIPF = 1.2
@@ -265,9 +277,9 @@ def answer_of(query: Query, result: pd.DataFrame | None, out: Path | None) -> pd
     """The comparable answer of one run: the returned frame, or a summary of what it wrote."""
     if query.writes:
         assert out is not None
-        return SUMMARISERS[query.method](out)
+        return SUMMARISERS[query.op](out)
     if not isinstance(result, pd.DataFrame):
-        raise AssertionError(f"{query.method} returned {type(result).__name__}, not a DataFrame")
+        raise AssertionError(f"{query.id} returned {type(result).__name__}, not a DataFrame")
     return result
 
 
@@ -298,11 +310,11 @@ def compare(query: Query, got: pd.DataFrame, expected: pd.DataFrame, rtol: float
     want_cols = list(expected.columns)
     missing = [c for c in want_cols if c not in got.columns]
     if missing:
-        raise WrongAnswer(f"{query.method}: answer lacks column(s) {missing}; has {list(got.columns)}")
+        raise WrongAnswer(f"{query.id}: answer lacks column(s) {missing}; has {list(got.columns)}")
     g = _normalise(got[want_cols], query.keys)
     e = _normalise(expected, query.keys)
     if len(g) != len(e):
-        raise WrongAnswer(f"{query.method}: {len(g)} rows, reference has {len(e)}")
+        raise WrongAnswer(f"{query.id}: {len(g)} rows, reference has {len(e)}")
     for col in want_cols:
         a, b = g[col], e[col]
         numeric = all(pd.api.types.is_numeric_dtype(v) and not pd.api.types.is_bool_dtype(v) for v in (a, b))
@@ -317,5 +329,5 @@ def compare(query: Query, got: pd.DataFrame, expected: pd.DataFrame, rtol: float
             bad = (a.astype(str) != b.astype(str)).to_numpy()
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise WrongAnswer(f"{query.method}: column {col!r} row {i} ({dict(e.iloc[i][list(query.keys)])}): "
+            raise WrongAnswer(f"{query.id}: column {col!r} row {i} ({dict(e.iloc[i][list(query.keys)])}): "
                               f"got {a.iloc[i]!r}, reference {b.iloc[i]!r} ({int(bad.sum())} cells differ)")

@@ -11,12 +11,15 @@ import abc
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from scalebench.stages import Query
 
 GiB = 1024**3
 
@@ -129,7 +132,11 @@ def ctrl_c_deferred() -> Iterator[None]:
 
 
 class NotApplicable(NotImplementedError):
-    """This engine has no idiom for this stage (DuckDB trains no models)."""
+    """The framework has no form of this query (DuckDB trains no models); the message says why."""
+
+
+class MissingQuery(LookupError):
+    """An engine lacks a query of the catalogue: a bug in scalebench, never a skip."""
 
 
 class Engine(abc.ABC):
@@ -141,6 +148,10 @@ class Engine(abc.ABC):
     """
 
     name: ClassVar[str]
+    VARIANTS: ClassVar[Mapping[str, Mapping[str, Callable[..., Any] | str]]] = {}
+    """For a method that serves several queries by value (Query.variant): what implements each
+    value, a function or the reason the framework has no form of it. A method without a table
+    here serves every value itself (for example from a table of the catalogue)."""
 
     def __init__(self, spec: ClusterSpec) -> None:
         self.spec = spec
@@ -190,6 +201,36 @@ class Engine(abc.ABC):
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    @classmethod
+    def implementation(cls, query: Query) -> Callable[..., Any]:
+        """What answers `query` on this engine, followed from the catalogue by value: the method
+        Query.op, or for a variant the function VARIANTS names. NotApplicable with the reason
+        where the framework has no form of it; MissingQuery where the engine lacks it."""
+        method = getattr(cls, query.op, None)
+        if not callable(method) or getattr(method, "__isabstractmethod__", False):
+            raise MissingQuery(f"{cls.name} has no {query.op} (query {query.id})")
+        if query.variant is None:
+            return method
+        table = cls.VARIANTS.get(query.op)
+        if table is None:  # transitional: an engine that still dispatches inside its method
+            return method
+        found = table.get(query.variant)
+        if found is None:
+            raise MissingQuery(f"{cls.name}.{query.op} has no {query.variant!r} (query {query.id}); "
+                               f"it has {', '.join(table)}")
+        if isinstance(found, str):
+            raise NotApplicable(f"{cls.name}: {found}")
+        return found
+
+    def run_query(self, query: Query, inp: StageInput, out: Path | None = None) -> pd.DataFrame | None:
+        """Answer `query`: its method, called with the input, the output folder when it writes,
+        and its variant."""
+        type(self).implementation(query)  # NotApplicable / MissingQuery before any work
+        method = getattr(self, query.op)
+        if query.writes:
+            return method(inp, out, *query.args())
+        return method(inp, *query.args())
+
     # -- stage queries (see scalebench.stages for the exact semantics) --------
     @abc.abstractmethod
     def etl_users(self, inp: StageInput, out: Path) -> None: ...
@@ -214,6 +255,28 @@ class Engine(abc.ABC):
 
     @abc.abstractmethod
     def sort_global(self, inp: StageInput, out: Path) -> None: ...
+
+    def h2o_groupby(self, inp: StageInput, question: str) -> pd.DataFrame:
+        """db-benchmark groupby question q1..q10 (stages.H2O_GROUPBY_QUESTIONS)."""
+        return getattr(self, f"h2o_groupby_{question}")(inp)  # transitional, until every engine dispatches
+
+    def h2o_join(self, inp: StageInput, question: str) -> pd.DataFrame:
+        """db-benchmark join question q1..q5 (stages.H2O_JOIN_QUESTIONS)."""
+        return getattr(self, f"h2o_join_{question}")(inp)  # transitional, until every engine dispatches
+
+    @abc.abstractmethod
+    def join_dim(self, inp: StageInput) -> pd.DataFrame: ...
+
+    @abc.abstractmethod
+    def join_large(self, inp: StageInput) -> pd.DataFrame: ...
+
+    @abc.abstractmethod
+    def skew_groupby(self, inp: StageInput, remedy: str) -> pd.DataFrame:
+        """remedy: 'plain', 'salted', 'native', or the layout 'by_key' (partition stage)."""
+
+    @abc.abstractmethod
+    def skew_join(self, inp: StageInput, remedy: str) -> pd.DataFrame:
+        """remedy: 'plain', 'salted' or 'native'."""
 
     # -- machine learning (see scalebench.ml) --------------------------------------
     def logreg(self, inp: StageInput) -> Any:

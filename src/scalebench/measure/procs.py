@@ -120,6 +120,21 @@ def listeners(procs: list[psutil.Process]) -> list[Listener]:
     return found
 
 
+LOOPBACK_IP = "127.0.0.1"
+"""The address every local cluster binds and advertises (the suite's safe default)."""
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for a loopback address or 'localhost' (None: no host given, so local); a host name
+    other than localhost is not assumed to be loopback."""
+    if host is None or host == "localhost":
+        return True
+    try:
+        return is_loopback(host)
+    except ValueError:
+        return False
+
+
 def is_loopback(ip: str) -> bool:
     """127.0.0.0/8, ::1, and IPv4-mapped loopback (::ffff:127.0.0.1, as Ray's gRPC reports it)."""
     addr = ipaddress.ip_address(ip.split("%")[0])
@@ -130,6 +145,19 @@ def is_loopback(ip: str) -> bool:
 def exposed(found: list[Listener]) -> list[Listener]:
     """Listeners reachable from off this machine: not loopback, not in a loopback-only namespace."""
     return [x for x in found if not is_loopback(x.ip) and not loopback_only_namespace(x.pid)]
+
+
+def children_naming(text: str) -> list[psutil.Process]:
+    """Our live descendants whose command line contains `text` (a framework's daemons that we
+    started, found by a marker in their arguments)."""
+    found = []
+    for proc in descendants():
+        try:
+            if any(text in arg for arg in proc.cmdline()):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
 
 
 def terminate_all(procs: list[psutil.Process], timeout: float = 5.0) -> list[psutil.Process]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import html
 import io
-import os
 from pathlib import Path
 
 import pandas as pd
 
+from scalebench.atomic import write_text
 from scalebench.report import families
 from scalebench.report.load import COMPLETED
 from scalebench.sizes import format_bytes
@@ -336,9 +336,9 @@ def write_report(df: pd.DataFrame, out_dir: Path | str) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     md = markdown(df)
     figs = plots(df)
-    written = {"markdown": _atomic(out / "report.md", md)}
+    written = {"markdown": write_text(out / "report.md", md)}
     for name, svg in figs.items():
-        written[name] = _atomic(out / f"{name}.svg", svg)
+        written[name] = write_text(out / f"{name}.svg", svg)
     body = "\n".join(f"<figure>{svg[svg.index('<svg'):]}<figcaption>{html.escape(name)}</figcaption></figure>"
                      for name, svg in figs.items())
     table = with_ratios(df).drop(columns=["info"]).to_html(index=False, float_format=lambda v: f"{v:.4g}")
@@ -347,12 +347,6 @@ def write_report(df: pd.DataFrame, out_dir: Path | str) -> dict[str, Path]:
             f"font-size:12px}}td,th{{border:1px solid #ccc;padding:2px 6px}}</style></head><body>"
             f"<h1>scalebench report</h1>{body}<h2>All results</h2>{table}"
             f"<h2>Summary</h2><pre>{html.escape(md)}</pre></body></html>")
-    written["html"] = _atomic(out / "report.html", page)
+    written["html"] = write_text(out / "report.html", page)
     return written
 
-
-def _atomic(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
