@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import flat
 from scalebench.cli import main
 
 ENGINES = ("pandas", "duckdb")
@@ -95,7 +96,7 @@ def test_report_shows_cells_that_did_not_finish_and_the_budget_s_reach(run_json,
     saved = tmp_path / "oom.json"
     saved.write_text(json.dumps(_unfinished(doc, 0, "out of memory")))
     assert main(["report", str(saved), "-o", str(tmp_path / "rep")]) == 0
-    md = (tmp_path / "rep" / "report.md").read_text()
+    md = flat((tmp_path / "rep" / "report.md").read_text())
     assert "| groupby-age | 100.0 ms (1.0x, duckdb 1.00x, 300.0 MiB) | **out of memory** |" in md, md
     assert "## Memory against the budget" in md
     assert "| oom | parquet | 20,000 | 1 | pandas | 2.0 GiB | 300.0 MiB | 0.1x | - | - | 1 of 2 | 1 out of memory |" \
@@ -117,7 +118,7 @@ def test_report_writes_tables_and_plots(run_json, tmp_path):
     second.write_text(json.dumps(doc))
     out = tmp_path / "report"
     assert main(["report", str(path), str(second), "-o", str(out)]) == 0
-    md = (out / "report.md").read_text()
+    md = flat((out / "report.md").read_text())
     assert "| groupby-age |" in md and "(3.0x, duckdb 3.00x" in md
     assert "| pandas | groupby-age | parquet | 20,000 | 2 |" in md  # speedup table
     times = out / "times-base-parquet-20000-w1.svg"
@@ -127,6 +128,11 @@ def test_report_writes_tables_and_plots(run_json, tmp_path):
     assert ">pandas groupby-age parquet<" in scaling and ">ideal<" in scaling
     html = (out / "report.html").read_text()
     assert html.count("<svg") >= 3 and "All results" in html
+    # real tables, sortable, each block's plot beside its table; no Markdown in <pre>
+    assert "<pre>" not in html and html.count('<table class="dataframe sortable">') >= 3
+    assert "<td>groupby-age</td>" in html and "table.sortable th" in html
+    pair = html.split("<div class='pair'>")[1]
+    assert pair.index("<table") < pair.index("</table>") < pair.index("<figure><svg")
 
 
 def test_report_totals_db_benchmark_and_shows_the_skew_penalty(tmp_path):
@@ -139,8 +145,8 @@ def test_report_totals_db_benchmark_and_shows_the_skew_penalty(tmp_path):
     path.write_text(json.dumps(doc))
     out = tmp_path / "report"
     assert main(["report", str(path), "-o", str(out)]) == 0
-    md = (out / "report.md").read_text()
-    assert "| skew | parquet | 20,000 | 2 | spark | 5.50 s (10 q) |  |" in md  # 0.1 + 0.2 + ... + 1.0
+    md = flat((out / "report.md").read_text())
+    assert "| skew | parquet | 20,000 | 2 | spark | 5.50 s (10 q) | |" in md  # 0.1 + 0.2 + ... + 1.0
     assert "| skew | parquet | 2 | spark | join | plain | 1.00 s | 3.00 s | 3.00 | 1.00 |" in md
     assert "| skew | parquet | 2 | spark | join | salted | 1.20 s | 1.50 s | 1.25 | 2.00 |" in md
     assert "| skew | parquet | 2 | spark | join | 1.00 s | 3.00 s | 1.50 s (2.00x) |" in md  # side by side
@@ -169,4 +175,4 @@ def test_a_real_saved_run_works_with_both_tools(tmp_path, data_dir):
     assert c.returncode == 0, c.stderr
     assert "duckdb-groupby-age-parquet-w2" in c.stdout
     assert main(["report", str(saved), "-o", str(tmp_path / "rep")]) == 0
-    assert "| groupby-id_bucket |" in (tmp_path / "rep" / "report.md").read_text()
+    assert "| groupby-id_bucket |" in flat((tmp_path / "rep" / "report.md").read_text())

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import flat
 from scalebench.cli import main
 from scalebench.provenance import LOCK_NAME
 
@@ -61,7 +62,7 @@ def whole_run(tmp_path_factory, data_dir) -> Path:
 
 def test_report_shows_every_family_of_a_whole_run(whole_run, tmp_path, capsys):
     assert main(["report", str(whole_run), "-o", str(tmp_path / "report")]) == 0
-    md = (tmp_path / "report" / "report.md").read_text()
+    md = flat((tmp_path / "report" / "report.md").read_text())
     page = (tmp_path / "report" / "report.html").read_text()
     for section in SECTIONS:
         assert f"## {section}" in md, section
@@ -113,5 +114,5 @@ def test_report_reads_several_whole_runs_together(whole_run, tmp_path):
     other = tmp_path / "again.json"
     other.write_text(whole_run.read_text())
     assert main(["report", str(whole_run), str(other), "-o", str(tmp_path / "both")]) == 0
-    md = (tmp_path / "both" / "report.md").read_text()
+    md = flat((tmp_path / "both" / "report.md").read_text())
     assert f"| {whole_run.stem} |" in md and "| again |" in md

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from scalebench.report.load import COMPLETED
-from scalebench.sizes import format_bytes
+from scalebench.report.section import Section, count, frame, number, seconds, size
 
 
 def of(df: pd.DataFrame, family: str) -> pd.DataFrame:
@@ -14,45 +14,26 @@ def of(df: pd.DataFrame, family: str) -> pd.DataFrame:
     return df[(df["family"] == family) & (df["outcome"] == COMPLETED)]
 
 
-def _s(v) -> str:
-    return "-" if v is None or pd.isna(v) else (f"{v * 1000:.1f} ms" if v < 1 else f"{v:.2f} s")
-
-
-def _n(v, fmt: str = "{:.3g}") -> str:
-    return "-" if v is None or (pd.api.types.is_scalar(v) and pd.isna(v)) else fmt.format(v)
-
-
-def _bytes(v) -> str:
-    return "-" if v is None or pd.isna(v) else format_bytes(v)
-
-
-def _rows(v) -> str:
-    return "-" if v is None or pd.isna(v) else f"{int(v):,}"
-
-
 def _ml_detail(stage: str, info: dict) -> str:
     """The one figure that says the ML answer is right, per benchmark kind."""
     if stage == "logreg":
-        return f"{info.get('check', '')}; accuracy {_n(info.get('logreg_accuracy'))}"
+        return f"{info.get('check', '')}; accuracy {number(info.get('logreg_accuracy'))}"
     if stage == "tune":
         same = "; same as serial" if info.get("same_as_serial") else ""
+        mse, ratio = number(info.get("tune_test_mse"), "{:,.0f}"), number(info.get("mse_vs_paper"), "{:.2f}")
         return (f"{info.get('tune_fits')} fits, best {info.get('tune_best_params')}, test MSE "
-                f"{_n(info.get('tune_test_mse'), '{:,.0f}')} ({_n(info.get('mse_vs_paper'), '{:.2f}')}x the paper's)"
-                f"{same}")
+                f"{mse} ({ratio}x the paper's){same}")
     if stage == "predict":
-        return f"{_rows(info.get('prediction_rows'))} predictions, {_n(info.get('rows_per_s'), '{:,.0f}')} rows/s"
+        return f"{count(info.get('prediction_rows'))} predictions, {number(info.get('rows_per_s'), '{:,.0f}')} rows/s"
     if stage == "pipeline":
-        return (f"ETL {_s(info.get('etl_s'))}, ML {_s(info.get('ml_s'))}, cluster switch "
-                f"{_s(info.get('cluster_switch_s'))}; {_rows(info.get('prediction_rows'))} predictions")
+        return (f"ETL {seconds(info.get('etl_s'))}, ML {seconds(info.get('ml_s'))}, cluster switch "
+                f"{seconds(info.get('cluster_switch_s'))}; {count(info.get('prediction_rows'))} predictions")
     return ""
 
 
-def _section(title: str, intro: str, columns: list[str], rows: list[list[str]]) -> list[str]:
-    """A Markdown section: heading, one paragraph, one table; nothing when there are no rows."""
-    if not rows:
-        return []
-    return [f"## {title}", "", intro, "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns),
-            *("| " + " | ".join(r) + " |" for r in rows), ""]
+def _section(title: str, intro: str, columns: list[str], rows: list[list[str]], figure: str) -> list[Section]:
+    """A section with one table and its plot; none when there are no rows."""
+    return [Section(title, frame(columns, rows), intro, figure=figure)] if rows else []
 
 
 def _info(r) -> dict:
@@ -61,26 +42,26 @@ def _info(r) -> dict:
 
 def ml_row(r) -> list[str]:
     return [r.run, r.stage, str(r.query).removeprefix(f"{r.stage}-"), r.engine if pd.notna(r.engine) else "-",
-            r.format if pd.notna(r.format) else "-", _rows(r.rows), _n(r.workers, "{:.0f}"), _s(r.median_s),
-            _s(r.cold_s), _bytes(r.peak_tree_bytes), _ml_detail(r.stage, _info(r))]
+            r.format if pd.notna(r.format) else "-", count(r.rows), number(r.workers, "{:.0f}"), seconds(r.median_s),
+            seconds(r.cold_s), size(r.peak_tree_bytes), _ml_detail(r.stage, _info(r))]
 
 
 def generator_row(r) -> list[str]:
     info = _info(r)
     mb_s = info.get("mb_per_s") or (info["bytes"] / 1e6 / r.median_s if info.get("bytes") else None)
-    return [r.run, _rows(r.rows), r.query, _s(r.median_s), _n(info.get("rows_per_s"), "{:,.0f}"),
-            _n(mb_s, "{:.1f}"), _bytes(info.get("bytes")), _bytes(r.peak_tree_bytes),
-            _n(info.get("speedup_vs_study_method"), "{:.2f}x")]
+    return [r.run, count(r.rows), r.query, seconds(r.median_s), number(info.get("rows_per_s"), "{:,.0f}"),
+            number(mb_s, "{:.1f}"), size(info.get("bytes")), size(r.peak_tree_bytes),
+            number(info.get("speedup_vs_study_method"), "{:.2f}x")]
 
 
 def overhead_row(r) -> list[str]:
     info = _info(r)
-    return [r.run, r.engine, _rows(r.rows), _s(info.get("median_without_sampler_s")),
-            _s(info.get("median_with_sampler_s")), _n(info.get("sampler_overhead_ratio"), "{:.3f}"),
-            _n(info.get("spread_without_sampler"), "{:.0%}"), _n(info.get("sampler_cpu_share"), "{:.2%}")]
+    return [r.run, r.engine, count(r.rows), seconds(info.get("median_without_sampler_s")),
+            seconds(info.get("median_with_sampler_s")), number(info.get("sampler_overhead_ratio"), "{:.3f}"),
+            number(info.get("spread_without_sampler"), "{:.0%}"), number(info.get("sampler_cpu_share"), "{:.2%}")]
 
 
-def markdown(df: pd.DataFrame) -> list[str]:
+def sections(df: pd.DataFrame) -> list[Section]:
     ml, gen, ov = of(df, "ml"), of(df, "generate"), of(df, "overhead")
     return _section(
         "Machine learning",
@@ -89,12 +70,14 @@ def markdown(df: pd.DataFrame) -> list[str]:
         "pipeline: ETL in one framework, tune and predict in another.",
         ["run", "stage", "variant", "engine", "format", "rows", "workers", "median", "cold", "peak tree", "check"],
         [ml_row(r) for r in ml.sort_values(["run", "stage", "query", "engine"], na_position="first").itertuples()],
+        "ml",
     ) + _section(
         "Data generator",
         "Writing the points table: the Ray-vs-Dask study's method (NumPy chunks, pandas `to_csv`, one process) "
         "against scalebench's generator (worker processes, chunk by chunk). Peak memory is the whole process tree's.",
         ["run", "rows", "method", "median", "rows/s", "MB/s", "bytes", "peak tree", "speedup vs the study's"],
         [generator_row(r) for r in gen.sort_values(["run", "rows", "query"]).itertuples()],
+        "generate",
     ) + _section(
         "Cost of measuring memory",
         "The same stage with and without the whole-tree sampler, interleaved; the ratio is with / without "
@@ -102,6 +85,7 @@ def markdown(df: pd.DataFrame) -> list[str]:
         "the sampler thread's own CPU time per second of stage is the figure noise does not blur.",
         ["run", "engine", "rows", "without", "with", "ratio", "spread without", "sampler CPU share"],
         [overhead_row(r) for r in ov.sort_values(["run", "engine"]).itertuples()],
+        "overhead",
     )
 
 
