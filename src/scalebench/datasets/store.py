@@ -1,4 +1,6 @@
-"""Chunked, parallel, deterministic generation into a validated on-disk cache.
+"""The validated on-disk cache of generated datasets: where a folder goes, its manifest,
+and the lock and rename that make it appear whole (the files themselves: generate.py;
+derived layouts: layout.py).
 
 Layout: <data_dir>/<dataset>/r<rows>-s<seed>-g<generator>/<format>/ holding
 _manifest.json and the data files (csv: data.csv, half1.csv, half2.csv;
@@ -9,20 +11,13 @@ concurrent run never leaves a folder that looks valid.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import contextlib
 import fcntl
 import hashlib
-import io
 import json
 import math
-import multiprocessing
 import os
 import shutil
-import sys
-import tempfile
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,16 +26,23 @@ from typing import Any
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-import numpy as np
-import pyarrow.parquet as pq
+# Names imported `as` themselves lived here before generation moved to generate.py (and workers.py) and
+# stay importable from here.
+from scalebench.atomic import atomic_path
+from scalebench.datasets.generate import CHUNK_ROWS as CHUNK_ROWS
+from scalebench.datasets.generate import GENERATOR_VERSION, generate_folder
+from scalebench.datasets.generate import PART_ROWS_MAX as PART_ROWS_MAX
+from scalebench.datasets.generate import Part as Part
+from scalebench.datasets.generate import bytes_per_row as bytes_per_row
+from scalebench.datasets.generate import plan_parts as plan_parts
+from scalebench.datasets.generate import rows_for_memory as rows_for_memory
+from scalebench.datasets.layout import PARTITION_BUCKETS, partition
+from scalebench.datasets.schemas import KEYS_PREFIX, SCHEMAS, schema_for
+from scalebench.datasets.schemas import Schema as Schema
+from scalebench.datasets.workers import FORK_SAFE_THREADS as FORK_SAFE_THREADS
+from scalebench.datasets.workers import default_workers as default_workers
 
-from scalebench.datasets.schemas import KEYS_PREFIX, SCHEMAS, Schema, schema_for
-from scalebench.measure.procs import die_with_parent
-
-GENERATOR_VERSION = 2
 FORMATS = ("csv", "parquet")
-CHUNK_ROWS = 250_000  # rows drawn and formatted at once: bounds memory per process
-PART_ROWS_MAX = 4_000_000  # ~80-120 MB Parquet parts at large sizes
 MANIFEST = "_manifest.json"  # "_" prefix: every engine skips it when reading the folder
 ENV_DATA_DIR = "SCALEBENCH_DATA_DIR"
 
@@ -85,139 +87,6 @@ def check_data_dir(data_dir: Path | str) -> Path:
     except OSError as exc:
         raise DatasetError(f"--data-dir: cannot create {path}: {exc.strerror}") from None
     return path
-
-
-# -- plan ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Part:
-    index: int
-    first: int
-    rows: int
-
-    def chunks(self) -> Iterator[tuple[int, int, int]]:
-        """(chunk index, first row, rows) within this part."""
-        n = math.ceil(self.rows / CHUNK_ROWS)
-        for c in range(n):
-            lo = self.first + c * self.rows // n
-            hi = self.first + (c + 1) * self.rows // n
-            yield c, lo, hi - lo
-
-
-def plan_parts(rows: int) -> list[Part]:
-    """An even number of parts (so the CSV halves fall on a part boundary), each
-    at most PART_ROWS_MAX rows; depends on `rows` alone, never on the process count."""
-    parts = 1 if rows < 2 else max(2, math.ceil(rows / PART_ROWS_MAX))
-    parts += parts % 2 if parts > 1 else 0
-    bounds = [p * rows // parts for p in range(parts + 1)]
-    return [Part(p, bounds[p], bounds[p + 1] - bounds[p]) for p in range(parts)]
-
-
-# -- workers -------------------------------------------------------------------------
-
-
-def _sha256_file(path: Path, offset: int = 0, length: int | None = None) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        f.seek(offset)
-        left = length if length is not None else math.inf
-        while left > 0:
-            block = f.read(int(min(8 << 20, left)))
-            if not block:
-                break
-            h.update(block)
-            left -= len(block)
-    return h.hexdigest()
-
-
-def _write_part(schema_name: str, fmt: str, seed: int, part: Part, folder: str, family: int) -> dict[str, Any]:
-    """Runs in a worker process: draw this part chunk by chunk and write it."""
-    schema = schema_for(schema_name)
-    if fmt == "csv":
-        path = Path(folder) / f".piece-{part.index:05d}.csv"
-        h = hashlib.sha256()
-        with open(path, "wb") as f:
-            for c, first, n in part.chunks():
-                data = schema.to_csv(schema.make_chunk(seed, part.index, c, first, n, family))
-                h.update(data)
-                f.write(data)
-        return {"path": str(path), "bytes": path.stat().st_size, "sha256": h.hexdigest(), "rows": part.rows}
-    path = Path(folder) / f"part-{part.index:05d}.parquet"
-    with open(path, "wb") as raw:
-        sink = _HashingWriter(raw)
-        with pq.ParquetWriter(sink, schema.arrow, compression="snappy",
-                              use_dictionary=list(schema.dictionary_columns)) as writer:
-            for c, first, n in part.chunks():
-                writer.write_table(schema.to_table(schema.make_chunk(seed, part.index, c, first, n, family)),
-                                   row_group_size=CHUNK_ROWS)
-    return {"path": str(path), "bytes": path.stat().st_size, "sha256": sink.sha.hexdigest(), "rows": part.rows}
-
-
-class _HashingWriter(io.RawIOBase):
-    """Hashes bytes on their way to the file, so nothing is read back to checksum it."""
-
-    def __init__(self, raw: Any):
-        self.raw, self.sha = raw, hashlib.sha256()
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, b: Any) -> int:
-        self.sha.update(b)
-        return self.raw.write(b)
-
-
-# -- assembling ------------------------------------------------------------------------
-
-
-class _CsvAssembler:
-    """Appends finished pieces, in order, to data.csv and to the half they belong to.
-
-    copy_file_range keeps the copy inside the kernel, so the parent never holds
-    the data and memory stays flat whatever the size.
-    """
-
-    def __init__(self, folder: Path, header: bytes, parts: int):
-        self.folder, self.header, self.parts = folder, header, parts
-        self.header_sha = hashlib.sha256(header).hexdigest()
-        self.files: dict[str, dict[str, Any]] = {}
-        self.handles = {}
-        for name in ("data.csv", "half1.csv", "half2.csv"):
-            f = open(folder / name, "wb")
-            f.write(header)
-            f.flush()
-            self.handles[name] = f
-            self.files[name] = {"rows": 0, "segments": [[0, len(header), self.header_sha]]}
-
-    def add(self, index: int, piece: dict[str, Any]) -> None:
-        half = "half1.csv" if index < max(1, self.parts // 2) else "half2.csv"
-        src = Path(piece["path"])
-        for name in ("data.csv", half):
-            out, entry = self.handles[name], self.files[name]
-            offset = out.tell()
-            with open(src, "rb") as f:
-                _copy(f.fileno(), out.fileno(), piece["bytes"])
-            out.seek(offset + piece["bytes"])
-            entry["segments"].append([offset, piece["bytes"], piece["sha256"]])
-            entry["rows"] += piece["rows"]
-        src.unlink()
-
-    def close(self) -> None:
-        for f in self.handles.values():
-            f.close()
-
-
-def _copy(src_fd: int, dst_fd: int, count: int) -> None:
-    left = count
-    while left > 0:
-        try:
-            n = os.copy_file_range(src_fd, dst_fd, left)
-        except OSError:  # filesystems without copy_file_range
-            n = os.sendfile(dst_fd, src_fd, None, left)
-        if n == 0:
-            raise OSError(f"short copy: {left} bytes left")
-        left -= n
 
 
 # -- the cache ---------------------------------------------------------------------------
@@ -299,6 +168,20 @@ def validate(folder: Path) -> StoredDataset:
     return StoredDataset(folder, manifest)
 
 
+def _sha256_file(path: Path, offset: int = 0, length: int | None = None) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        f.seek(offset)
+        left = length if length is not None else math.inf
+        while left > 0:
+            block = f.read(int(min(8 << 20, left)))
+            if not block:
+                break
+            h.update(block)
+            left -= len(block)
+    return h.hexdigest()
+
+
 @contextlib.contextmanager
 def _locked(lock_path: Path) -> Iterator[None]:
     lock_path.parent.mkdir(parents=True, exist_ok=True)
@@ -330,7 +213,7 @@ def ensure(name: str, rows: int, fmt: str, *, data_dir: Path | str | None = None
         raise DatasetError(f"--workers: {workers} must be at least 1")
     data = check_data_dir(data_dir if data_dir is not None else default_data_dir())
     final = dataset_folder(data, name, rows, seed, fmt)
-    return _build_once(final, lambda tmp: _generate(schema, rows, fmt, seed, workers, tmp, progress), force)
+    return _build_once(final, lambda tmp: generate_folder(schema, rows, fmt, seed, workers, tmp, progress), force)
 
 
 def _build_once(final: Path, build: Any, force: bool = False) -> StoredDataset:
@@ -345,22 +228,18 @@ def _build_once(final: Path, build: Any, force: bool = False) -> StoredDataset:
             _discard(final)
         for stale in final.parent.glob(f".{label}.tmp-*"):  # left by a crashed run; we hold the lock
             shutil.rmtree(stale, ignore_errors=True)
-        tmp = final.parent / f".{label}.tmp-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
+        made = False  # an OSError of mkdir itself propagates as is; later ones become one line
         try:
-            manifest = build(tmp)
-            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
-            os.rename(tmp, final)
-        except BaseException as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if isinstance(exc, OSError) and exc.errno is not None:
+            with atomic_path(final) as tmp:  # .{label}.tmp-PID-RANDOM, removed on failure
+                tmp.mkdir()
+                made = True
+                manifest = build(tmp)
+                (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        except OSError as exc:
+            if made and exc.errno is not None:
                 raise DatasetError(f"{final}: could not write the dataset: {exc.strerror}") from exc
             raise
     return validate(final)
-
-
-PARTITION_BUCKETS = 8
-"""Key buckets of a partitioned layout: a few per core of a small cluster, files of a sane size."""
 
 
 def ensure_partitioned(data: StoredDataset, column: str, buckets: int = PARTITION_BUCKETS, *,
@@ -375,40 +254,7 @@ def ensure_partitioned(data: StoredDataset, column: str, buckets: int = PARTITIO
     if not isinstance(buckets, int) or buckets < 1:
         raise DatasetError(f"buckets: {buckets!r} must be a whole number, at least 1")
     final = data.folder.with_name(f"parquet-by-{column}{buckets}")
-    return _build_once(final, lambda tmp: _partition(data, column, buckets, tmp), force)
-
-
-def _partition(data: StoredDataset, column: str, buckets: int, folder: Path) -> dict[str, Any]:
-    """One pass over the parts, one part in memory at a time; rows keep their order within a bucket."""
-    started = time.perf_counter()
-    hive = f"{column}_bucket"
-    names = [f"{hive}={b:02d}/part-00000.parquet" for b in range(buckets)]
-    schema = schema_for(data.dataset)
-    sinks, writers, rows = [], [], [0] * buckets
-    with contextlib.ExitStack() as stack:
-        for name in names:
-            (folder / name).parent.mkdir()
-            sink = _HashingWriter(stack.enter_context(open(folder / name, "wb")))
-            sinks.append(sink)
-            writers.append(stack.enter_context(pq.ParquetWriter(
-                sink, schema.arrow, compression="snappy", use_dictionary=list(schema.dictionary_columns))))
-        for part in data.files():
-            table = pq.read_table(part, schema=schema.arrow)
-            bucket = table[column].to_numpy() % buckets  # keys are non-negative
-            order = np.argsort(bucket, kind="stable")
-            bounds = np.searchsorted(bucket[order], np.arange(buckets + 1))
-            for b in range(buckets):
-                piece = table.take(order[bounds[b]:bounds[b + 1]])
-                if piece.num_rows:
-                    writers[b].write_table(piece, row_group_size=CHUNK_ROWS)
-                    rows[b] += piece.num_rows
-    files = {name: {"rows": n, "segments": [[0, (folder / name).stat().st_size, sink.sha.hexdigest()]],
-                    "mtime_ns": (folder / name).stat().st_mtime_ns}
-             for name, n, sink in zip(names, rows, sinks, strict=True)}
-    return {**data.manifest, "files": files, "bytes": sum(e["segments"][0][1] for e in files.values()),
-            "parts": buckets, "layout": {"partitioned_by": column, "buckets": buckets, "hive_column": hive},
-            "derived_from": data.folder.name, "elapsed_s": round(time.perf_counter() - started, 3),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    return _build_once(final, lambda tmp: partition(data, column, buckets, tmp), force)
 
 
 def _discard(folder: Path) -> None:
@@ -416,120 +262,3 @@ def _discard(folder: Path) -> None:
     os.rename(folder, trash)
     shutil.rmtree(trash, ignore_errors=True)
 
-
-def _generate(schema: Schema, family: int, fmt: str, seed: int, workers: int | None, folder: Path,
-              progress: Any) -> dict[str, Any]:
-    started = time.perf_counter()
-    rows = schema.table_rows(family)
-    parts = plan_parts(rows)
-    workers = min(workers or default_workers(), len(parts))
-    assembler = _CsvAssembler(folder, schema.csv_header, len(parts)) if fmt == "csv" else None
-    results: dict[str, dict[str, Any]] = {}
-    try:
-        for part, piece in zip(parts, _run_parts(schema.name, fmt, seed, parts, folder, workers, family), strict=True):
-            if assembler is not None:
-                assembler.add(part.index, piece)
-            else:
-                results[Path(piece["path"]).name] = {"rows": piece["rows"],
-                                                     "segments": [[0, piece["bytes"], piece["sha256"]]]}
-            if progress is not None:
-                progress(part.rows)
-    finally:
-        if assembler is not None:
-            assembler.close()
-    if assembler is not None:
-        results = assembler.files
-    for fname, entry in results.items():
-        entry["mtime_ns"] = (folder / fname).stat().st_mtime_ns
-    elapsed = time.perf_counter() - started
-    data_bytes = sum(sum(s[1] for s in e["segments"]) for n, e in results.items() if not n.startswith("half"))
-    return {
-        "generator_version": GENERATOR_VERSION, "dataset": schema.name, "format": fmt, "rows": rows,
-        "family_rows": family, "seed": seed, "parts": len(parts), "chunk_rows": CHUNK_ROWS,
-        "schema": [[f.name, str(f.type)] for f in schema.arrow],
-        "bytes": data_bytes, "files": results, "workers": workers,
-        "elapsed_s": round(elapsed, 3), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-
-
-FORK_SAFE_THREADS = ("scalebench-memory",)  # measure.memory.TreeSampler.THREAD_NAME
-"""Our own threads that never hold a lock a forked child could need (the memory sampler)."""
-
-
-def _only_fork_safe_threads() -> bool:
-    return all(t is threading.main_thread() or t.name in FORK_SAFE_THREADS for t in threading.enumerate())
-
-
-def default_workers() -> int:
-    return max(1, min(os.cpu_count() or 1, 8))
-
-
-@contextlib.contextmanager
-def _main_module_hidden() -> Iterator[None]:
-    """While workers start, hide the caller's __main__ from multiprocessing.
-
-    forkserver and spawn children re-import the parent's main script unless told otherwise;
-    a script without an `if __name__ == "__main__":` guard would then run again in every
-    worker (and deadlock on our own lock). Our workers need nothing from __main__."""
-    main = sys.modules.get("__main__")
-    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__}
-    try:
-        for k in saved:
-            if k == "__spec__":
-                main.__spec__ = None
-            else:
-                del main.__dict__[k]
-        yield
-    finally:
-        if main is not None:
-            main.__dict__.update(saved)
-
-
-def _run_parts(schema: str, fmt: str, seed: int, parts: list[Part], folder: Path,
-               workers: int, family: int) -> Iterator[dict[str, Any]]:
-    """Results in part order, as soon as each is ready. One worker runs in-process."""
-    if workers == 1:
-        for part in parts:
-            yield _write_part(schema, fmt, seed, part, str(folder), family)
-        return
-    # fork is instant; with other Python threads alive (a cluster client, say) a fork
-    # could copy a held lock, so then fork from a clean server process instead
-    ctx = multiprocessing.get_context("fork" if _only_fork_safe_threads() else "forkserver")
-    if ctx.get_start_method() == "forkserver":
-        ctx.set_forkserver_preload(["scalebench.datasets.store"])  # children start warm
-    with _main_module_hidden(), cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
-                                                       initializer=die_with_parent,
-                                                       initargs=(os.getpid(),)) as pool:
-        futures = [pool.submit(_write_part, schema, fmt, seed, part, str(folder), family) for part in parts]
-        try:
-            for fut in futures:
-                yield fut.result()
-        except BaseException:
-            # Ctrl-C or a failed part: stop the workers now. Left alone they finish their parts
-            # first, and a worker whose parent died waited on its task queue forever.
-            for proc in list(getattr(pool, "_processes", {}).values()):
-                proc.terminate()
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-
-
-def bytes_per_row(name: str, fmt: str, around_row: int = 1_000_000, sample: int = 200_000) -> float:
-    """Measured on-disk bytes per row of `fmt`, from a sample drawn near `around_row`."""
-    schema = schema_for(name)
-    c = schema.make_chunk(0, 0, 0, max(0, around_row - sample // 2), sample, around_row * 2)
-    if fmt == "csv":
-        return len(schema.to_csv(c)) / sample
-    with tempfile.TemporaryDirectory() as d:
-        pq.write_table(schema.to_table(c), Path(d) / "s.parquet", compression="snappy",
-                       use_dictionary=list(schema.dictionary_columns))
-        return (Path(d) / "s.parquet").stat().st_size / sample
-
-
-def rows_for_memory(name: str, fmt: str, multiple: float, budget_bytes: int) -> int:
-    """Rows whose `fmt` files take `multiple` x `budget_bytes` on disk (the study's
-    'exceeds RAM by 10-20 %' case at multiple 1.1-1.2)."""
-    target = multiple * budget_bytes
-    rows = int(target / bytes_per_row(name, fmt))
-    for _ in range(2):  # bytes per row grows with the id width: refine near the answer
-        rows = int(target / bytes_per_row(name, fmt, around_row=rows))
-    return max(1, rows)
