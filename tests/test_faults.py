@@ -142,7 +142,7 @@ def test_spark_python_worker_killed_mid_query(data_dir, tmp_path):
     """Spark local mode runs every task inside the driver JVM: there is no executor process to
     kill short of the whole cluster (tested below). The separate processes it has are the
     Python workers of pandas UDFs (mapInPandas, as predict uses): kill one mid-query."""
-    from scalebench.engines.spark.cluster import SparkEngine
+    from scalebench.engines.spark.engine import SparkEngine
 
     data = ensure("users", FAULT_ROWS, "parquet", data_dir=data_dir)
     before = {p.pid for p in descendants()}

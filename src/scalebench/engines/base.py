@@ -211,13 +211,10 @@ class Engine(abc.ABC):
             raise MissingQuery(f"{cls.name} has no {query.op} (query {query.id})")
         if query.variant is None:
             return method
-        table = cls.VARIANTS.get(query.op)
-        if table is None:  # transitional: an engine that still dispatches inside its method
-            return method
-        found = table.get(query.variant)
+        found = cls.VARIANTS.get(query.op, {}).get(query.variant)
         if found is None:
             raise MissingQuery(f"{cls.name}.{query.op} has no {query.variant!r} (query {query.id}); "
-                               f"it has {', '.join(table)}")
+                               f"it has {', '.join(cls.VARIANTS.get(query.op, {})) or 'no table of variants'}")
         if isinstance(found, str):
             raise NotApplicable(f"{cls.name}: {found}")
         return found
@@ -256,13 +253,13 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def sort_global(self, inp: StageInput, out: Path) -> None: ...
 
+    @abc.abstractmethod
     def h2o_groupby(self, inp: StageInput, question: str) -> pd.DataFrame:
         """db-benchmark groupby question q1..q10 (stages.H2O_GROUPBY_QUESTIONS)."""
-        return getattr(self, f"h2o_groupby_{question}")(inp)  # transitional, until every engine dispatches
 
+    @abc.abstractmethod
     def h2o_join(self, inp: StageInput, question: str) -> pd.DataFrame:
         """db-benchmark join question q1..q5 (stages.H2O_JOIN_QUESTIONS)."""
-        return getattr(self, f"h2o_join_{question}")(inp)  # transitional, until every engine dispatches
 
     @abc.abstractmethod
     def join_dim(self, inp: StageInput) -> pd.DataFrame: ...

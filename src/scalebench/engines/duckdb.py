@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
 from scalebench.datasets.schemas import schema_for
-from scalebench.engines.base import Engine, NotApplicable, StageInput
+from scalebench.engines.base import Engine, MissingQuery, NotApplicable, StageInput
+from scalebench.inputs import CSV_TIMESTAMP_FORMAT, normalise_name
 from scalebench.stages import (
     EXTREMES,
     H2O_GROUPBY_QUESTIONS,
@@ -31,6 +33,66 @@ def csv_columns(dataset: str) -> dict[str, str]:
 
 def _sql_str(value: str | Path) -> str:
     return "'" + str(value).replace("'", "''") + "'"
+
+
+# etl_users' casts: the users schema's SQL types, except that the ETL keeps the day of signup_date
+ETL_USERS_TYPES = {**csv_columns("users"), "signup_date": "DATE"}
+
+# db-benchmark groupby questions, each one grouped query over the input {x}
+GROUPBY_SQL = {
+    "q1": "SELECT id1, sum(v1) AS v1 FROM {x} GROUP BY id1",
+    "q2": "SELECT id1, id2, sum(v1) AS v1 FROM {x} GROUP BY id1, id2",
+    "q3": "SELECT id3, sum(v1) AS v1, avg(v3) AS v3 FROM {x} GROUP BY id3",
+    "q4": "SELECT id4, avg(v1) AS v1, avg(v2) AS v2, avg(v3) AS v3 FROM {x} GROUP BY id4",
+    "q5": "SELECT id6, sum(v1) AS v1, sum(v2) AS v2, sum(v3) AS v3 FROM {x} GROUP BY id6",
+    "q6": "SELECT id4, id5, median(v3) AS median_v3, stddev_samp(v3) AS sd_v3 FROM {x} GROUP BY id4, id5",
+    "q7": "SELECT id3, max(v1) - min(v2) AS range_v1_v2 FROM {x} GROUP BY id3",
+    "q8": ("SELECT id6, v3 AS largest2_v3 FROM {x} WHERE v3 IS NOT NULL "
+           "QUALIFY row_number() OVER (PARTITION BY id6 ORDER BY v3 DESC) <= 2"),
+    "q9": "SELECT id2, id4, pow(corr(v1, v2), 2) AS r2 FROM {x} GROUP BY id2, id4",
+    "q10": ("SELECT id1, id2, id3, id4, id5, id6, sum(v3) AS v3, count(*) AS count "
+            "FROM {x} GROUP BY id1, id2, id3, id4, id5, id6"),
+}
+
+
+# -- skew remedies: each gives the grouped (or joined) rows as SQL --------------------------------
+def _groupby_plain(engine: DuckDBEngine, inp: StageInput) -> str:
+    return f"SELECT key, count(*) AS n, sum(v) AS s FROM {engine._scan(inp)} GROUP BY key"
+
+
+def _groupby_by_key(engine: DuckDBEngine, inp: StageInput) -> str:
+    """DuckDB aggregates per hive partition when grouping by its column."""
+    files = ", ".join(_sql_str(f) for f in inp.require_partitioned("key", "duckdb"))
+    return (f"SELECT key, count(*) AS n, sum(v) AS s FROM read_parquet([{files}], hive_partitioning = true) "
+            "GROUP BY key_bucket, key")
+
+
+def _groupby_salted(engine: DuckDBEngine, inp: StageInput) -> str:
+    """One thread per salt bucket, then combine: pointless here, done for the record."""
+    return (f"SELECT key, sum(n) AS n, sum(s) AS s FROM (SELECT key, id % {SALT_BUCKETS} AS salt, "
+            f"count(*) AS n, sum(v) AS s FROM {engine._scan(inp)} GROUP BY key, salt) GROUP BY key")
+
+
+def _join_plain(engine: DuckDBEngine, inp: StageInput) -> str:
+    keys, dim = engine._scan(inp), engine._scan(inp.extra["keys_dim"])
+    return f"SELECT k.v, d.w FROM {keys} k JOIN {dim} d ON k.key = d.key"
+
+
+def _join_salted(engine: DuckDBEngine, inp: StageInput) -> str:
+    """Each dimension row copied once per salt."""
+    keys, dim = engine._scan(inp), engine._scan(inp.extra["keys_dim"])
+    return (f"SELECT k.v, d.w FROM (SELECT *, id % {SALT_BUCKETS} AS salt FROM {keys}) k "
+            f"JOIN (SELECT *, unnest(range({SALT_BUCKETS})) AS salt FROM {dim}) d "
+            f"ON k.key = d.key AND k.salt = d.salt")
+
+
+# a str is the reason DuckDB has no form of the remedy; Engine.implementation prefixes "duckdb: "
+SKEW_GROUPBY: dict[str, Callable[..., str] | str] = {
+    "plain": _groupby_plain, "salted": _groupby_salted, "by_key": _groupby_by_key,
+    "native": "has no native skew remedy for groupby (native)"}
+SKEW_JOIN: dict[str, Callable[..., str] | str] = {
+    "plain": _join_plain, "salted": _join_salted,
+    "native": "runs one hash join on one machine: no native skew remedy"}
 
 
 class DuckDBEngine(Engine):
@@ -67,7 +129,7 @@ class DuckDBEngine(Engine):
         if inp.format == "csv":
             cols = ", ".join(f"{_sql_str(k)}: {_sql_str(v)}" for k, v in csv_columns(inp.dataset).items())
             return (f"read_csv({_sql_str(inp.path)}, header = true, columns = {{{cols}}}, "
-                    "timestampformat = '%Y-%m-%d %H:%M:%S')")
+                    f"timestampformat = {_sql_str(CSV_TIMESTAMP_FORMAT)})")
         return f"read_parquet([{', '.join(_sql_str(f) for f in inp.files)}])"
 
     def _df(self, sql: str) -> pd.DataFrame:
@@ -81,17 +143,14 @@ class DuckDBEngine(Engine):
     def etl_users(self, inp: StageInput, out: Path) -> None:
         raw = self._scan(inp)
         cols = [c for c in self.con.sql(f"SELECT * FROM {raw} LIMIT 0").columns]
-        renamed = ", ".join(f'"{c}" AS "{c.strip().lower().replace(" ", "_")}"' for c in cols)
+        renamed = ", ".join(f'"{c}" AS "{normalise_name(c)}"' for c in cols)
+        typed = ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in ETL_USERS_TYPES.items())
+        complete = " AND ".join(f"{c} IS NOT NULL" for c in ETL_USERS_TYPES)
         sql = f"""
             WITH named AS (SELECT {renamed} FROM {raw}),
-            typed AS (
-                SELECT CAST(id AS BIGINT) AS id, CAST(name AS VARCHAR) AS name, CAST(age AS INTEGER) AS age,
-                       CAST(salary AS DOUBLE) AS salary, CAST(signup_date AS DATE) AS signup_date,
-                       CAST(is_active AS BOOLEAN) AS is_active
-                FROM named)
+            typed AS (SELECT {typed} FROM named)
             SELECT * FROM typed
-            WHERE id IS NOT NULL AND name IS NOT NULL AND age IS NOT NULL AND salary IS NOT NULL
-              AND signup_date IS NOT NULL AND is_active IS NOT NULL
+            WHERE {complete}
             QUALIFY row_number() OVER (PARTITION BY id) = 1"""
         self._copy(sql, out, ", PARTITION_BY (is_active), OVERWRITE_OR_IGNORE")
 
@@ -134,7 +193,6 @@ class DuckDBEngine(Engine):
         self.con.sql(f"COPY (SELECT * FROM {self._scan(inp)} WHERE salary IS NOT NULL ORDER BY salary, id) "
                      f"TO {_sql_str(out / 'sorted.parquet')} (FORMAT parquet)")
 
-
     # -- db-benchmark ------------------------------------------------------------
     def _summary(self, grouped: str, question: str) -> pd.DataFrame:
         """db-benchmark's check: the result's row count and each column's sum."""
@@ -142,64 +200,16 @@ class DuckDBEngine(Engine):
                              for c in H2O_GROUPBY_QUESTIONS[question])
         return self._df(f"SELECT count(*) AS rows, {measures} FROM ({grouped})")
 
-    def _h2o_groupby(self, inp: StageInput, question: str, sql: str) -> pd.DataFrame:
-        return self._summary(sql.format(x=self._scan(inp)), question)
+    def h2o_groupby(self, inp: StageInput, question: str) -> pd.DataFrame:
+        """The question's SQL (GROUPBY_SQL) over the input, summarised."""
+        return self._summary(GROUPBY_SQL[question].format(x=self._scan(inp)), question)
 
-    def h2o_groupby_q1(self, inp: StageInput) -> pd.DataFrame:
-        return self._h2o_groupby(inp, "q1", "SELECT id1, sum(v1) AS v1 FROM {x} GROUP BY id1")
-
-    def h2o_groupby_q2(self, inp: StageInput) -> pd.DataFrame:
-        return self._h2o_groupby(inp, "q2", "SELECT id1, id2, sum(v1) AS v1 FROM {x} GROUP BY id1, id2")
-
-    def h2o_groupby_q3(self, inp: StageInput) -> pd.DataFrame:
-        return self._h2o_groupby(inp, "q3", "SELECT id3, sum(v1) AS v1, avg(v3) AS v3 FROM {x} GROUP BY id3")
-
-    def h2o_groupby_q4(self, inp: StageInput) -> pd.DataFrame:
-        return self._h2o_groupby(inp, "q4", "SELECT id4, avg(v1) AS v1, avg(v2) AS v2, avg(v3) AS v3 "
-                                            "FROM {x} GROUP BY id4")
-
-    def h2o_groupby_q5(self, inp: StageInput) -> pd.DataFrame:
-        return self._h2o_groupby(inp, "q5", "SELECT id6, sum(v1) AS v1, sum(v2) AS v2, sum(v3) AS v3 "
-                                            "FROM {x} GROUP BY id6")
-
-    def h2o_groupby_q6(self, inp: StageInput) -> pd.DataFrame:
-        return self._h2o_groupby(inp, "q6", "SELECT id4, id5, median(v3) AS median_v3, stddev_samp(v3) AS sd_v3 "
-                                            "FROM {x} GROUP BY id4, id5")
-
-    def h2o_groupby_q7(self, inp: StageInput) -> pd.DataFrame:
-        return self._h2o_groupby(inp, "q7", "SELECT id3, max(v1) - min(v2) AS range_v1_v2 FROM {x} GROUP BY id3")
-
-    def h2o_groupby_q8(self, inp: StageInput) -> pd.DataFrame:
-        return self._h2o_groupby(inp, "q8", "SELECT id6, v3 AS largest2_v3 FROM {x} WHERE v3 IS NOT NULL "
-                                            "QUALIFY row_number() OVER (PARTITION BY id6 ORDER BY v3 DESC) <= 2")
-
-    def h2o_groupby_q9(self, inp: StageInput) -> pd.DataFrame:
-        return self._h2o_groupby(inp, "q9", "SELECT id2, id4, pow(corr(v1, v2), 2) AS r2 FROM {x} GROUP BY id2, id4")
-
-    def h2o_groupby_q10(self, inp: StageInput) -> pd.DataFrame:
-        return self._h2o_groupby(inp, "q10", "SELECT id1, id2, id3, id4, id5, id6, sum(v3) AS v3, count(*) AS count "
-                                             "FROM {x} GROUP BY id1, id2, id3, id4, id5, id6")
-
-    def _h2o_join(self, inp: StageInput, question: str) -> pd.DataFrame:
+    def h2o_join(self, inp: StageInput, question: str) -> pd.DataFrame:
+        """x joined with the question's right table on its key, how (stages.H2O_JOIN_QUESTIONS)."""
         table, key, how = H2O_JOIN_QUESTIONS[question]
         return self._df(f"SELECT count(*) AS rows, sum(x.v1) AS sum_v1, sum(r.v2) AS sum_v2 "
                         f"FROM {self._scan(inp)} x {how.upper()} JOIN {self._scan(inp.extra[table])} r "
                         f"ON x.{key} = r.{key}")
-
-    def h2o_join_q1(self, inp: StageInput) -> pd.DataFrame:
-        return self._h2o_join(inp, "q1")
-
-    def h2o_join_q2(self, inp: StageInput) -> pd.DataFrame:
-        return self._h2o_join(inp, "q2")
-
-    def h2o_join_q3(self, inp: StageInput) -> pd.DataFrame:
-        return self._h2o_join(inp, "q3")
-
-    def h2o_join_q4(self, inp: StageInput) -> pd.DataFrame:
-        return self._h2o_join(inp, "q4")
-
-    def h2o_join_q5(self, inp: StageInput) -> pd.DataFrame:
-        return self._h2o_join(inp, "q5")
 
     # -- joins on users -------------------------------------------------------------
     def join_dim(self, inp: StageInput) -> pd.DataFrame:
@@ -213,32 +223,27 @@ class DuckDBEngine(Engine):
                         f"JOIN {self._scan(inp.extra['accounts'])} a ON u.id = a.id GROUP BY u.is_active")
 
     # -- skew -------------------------------------------------------------------------
-    def skew_groupby(self, inp: StageInput, remedy: str = "plain") -> pd.DataFrame:
-        if remedy == "plain":
-            grouped = f"SELECT key, count(*) AS n, sum(v) AS s FROM {self._scan(inp)} GROUP BY key"
-        elif remedy == "by_key":  # DuckDB aggregates per hive partition when grouping by its column
-            files = ", ".join(_sql_str(f) for f in inp.require_partitioned("key", "duckdb"))
-            grouped = (f"SELECT key, count(*) AS n, sum(v) AS s FROM read_parquet([{files}], hive_partitioning = true) "
-                       "GROUP BY key_bucket, key")
-        elif remedy == "salted":  # one thread per salt bucket, then combine: pointless here, done for the record
-            grouped = (f"SELECT key, sum(n) AS n, sum(s) AS s FROM (SELECT key, id % {SALT_BUCKETS} AS salt, "
-                       f"count(*) AS n, sum(v) AS s FROM {self._scan(inp)} GROUP BY key, salt) GROUP BY key")
-        else:
-            raise NotApplicable(f"duckdb has no native skew remedy for groupby ({remedy})")
+    def _remedy(self, op: str, table: Mapping[str, Callable[..., str] | str], remedy: str) -> Callable[..., str]:
+        """The remedy's function from `table`, as Engine.implementation finds it, for a direct call."""
+        found = table.get(remedy)
+        if found is None:
+            raise MissingQuery(f"{self.name}.{op} has no {remedy!r}; it has {', '.join(table)}")
+        if isinstance(found, str):
+            raise NotApplicable(f"{self.name}: {found}")
+        return found
+
+    def skew_groupby(self, inp: StageInput, remedy: str) -> pd.DataFrame:
+        grouped = self._remedy("skew_groupby", SKEW_GROUPBY, remedy)(self, inp)
         return self._df(f"SELECT count(*) AS groups, sum(n) AS rows, sum(s) AS sum_v, max(n) AS max_count "
                         f"FROM ({grouped})")
 
-    def skew_join(self, inp: StageInput, remedy: str = "plain") -> pd.DataFrame:
-        keys, dim = self._scan(inp), self._scan(inp.extra["keys_dim"])
-        if remedy == "plain":
-            joined = f"SELECT k.v, d.w FROM {keys} k JOIN {dim} d ON k.key = d.key"
-        elif remedy == "salted":  # each dimension row copied once per salt
-            joined = (f"SELECT k.v, d.w FROM (SELECT *, id % {SALT_BUCKETS} AS salt FROM {keys}) k "
-                      f"JOIN (SELECT *, unnest(range({SALT_BUCKETS})) AS salt FROM {dim}) d "
-                      f"ON k.key = d.key AND k.salt = d.salt")
-        else:
-            raise NotApplicable(f"duckdb runs one hash join on one machine: no {remedy} skew remedy")
+    def skew_join(self, inp: StageInput, remedy: str) -> pd.DataFrame:
+        joined = self._remedy("skew_join", SKEW_JOIN, remedy)(self, inp)
         return self._df(f"SELECT count(*) AS rows, sum(v) AS sum_v, sum(w) AS sum_w FROM ({joined})")
+
+    VARIANTS = {"h2o_groupby": dict.fromkeys(GROUPBY_SQL, h2o_groupby),
+                "h2o_join": dict.fromkeys(H2O_JOIN_QUESTIONS, h2o_join),
+                "skew_groupby": SKEW_GROUPBY, "skew_join": SKEW_JOIN}
 
 
 ENGINE = DuckDBEngine

@@ -1,5 +1,7 @@
-"""ray engine: the cluster lifecycle in cluster.py, input reading and one module per stage family beside it."""
+"""ray engine: the cluster lifecycle in cluster.py, input reading in read.py, one module per stage
+family beside them (tables, dbbench, joins, ml), private-internals workarounds in patches.py, all
+composed in engine.py."""
 
-from scalebench.engines.ray.cluster import ENGINE
+from scalebench.engines.ray.engine import ENGINE, RayEngine
 
-__all__ = ["ENGINE"]
+__all__ = ["ENGINE", "RayEngine"]
