@@ -211,10 +211,17 @@ class Engine(abc.ABC):
             raise MissingQuery(f"{cls.name} has no {query.op} (query {query.id})")
         if query.variant is None:
             return method
-        found = cls.VARIANTS.get(query.op, {}).get(query.variant)
+        return cls.variant(query.op, query.variant)
+
+    @classmethod
+    def variant(cls, op: str, value: str) -> Callable[..., Any]:
+        """The function VARIANTS names for `value` of `op`, for the method's own dispatch too:
+        NotApplicable with the reason where the framework has no form of it, MissingQuery where
+        the engine lacks it."""
+        table = cls.VARIANTS.get(op, {})
+        found = table.get(value)
         if found is None:
-            raise MissingQuery(f"{cls.name}.{query.op} has no {query.variant!r} (query {query.id}); "
-                               f"it has {', '.join(cls.VARIANTS.get(query.op, {})) or 'no table of variants'}")
+            raise MissingQuery(f"{cls.name}.{op} has no {value!r}; it has {', '.join(table) or 'no table of variants'}")
         if isinstance(found, str):
             raise NotApplicable(f"{cls.name}: {found}")
         return found

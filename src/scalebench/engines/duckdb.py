@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
 from scalebench.datasets.schemas import schema_for
-from scalebench.engines.base import Engine, MissingQuery, NotApplicable, StageInput
+from scalebench.engines.base import Engine, StageInput
 from scalebench.inputs import CSV_TIMESTAMP_FORMAT, normalise_name
 from scalebench.stages import (
     EXTREMES,
@@ -223,22 +223,13 @@ class DuckDBEngine(Engine):
                         f"JOIN {self._scan(inp.extra['accounts'])} a ON u.id = a.id GROUP BY u.is_active")
 
     # -- skew -------------------------------------------------------------------------
-    def _remedy(self, op: str, table: Mapping[str, Callable[..., str] | str], remedy: str) -> Callable[..., str]:
-        """The remedy's function from `table`, as Engine.implementation finds it, for a direct call."""
-        found = table.get(remedy)
-        if found is None:
-            raise MissingQuery(f"{self.name}.{op} has no {remedy!r}; it has {', '.join(table)}")
-        if isinstance(found, str):
-            raise NotApplicable(f"{self.name}: {found}")
-        return found
-
     def skew_groupby(self, inp: StageInput, remedy: str) -> pd.DataFrame:
-        grouped = self._remedy("skew_groupby", SKEW_GROUPBY, remedy)(self, inp)
+        grouped = self.variant("skew_groupby", remedy)(self, inp)
         return self._df(f"SELECT count(*) AS groups, sum(n) AS rows, sum(s) AS sum_v, max(n) AS max_count "
                         f"FROM ({grouped})")
 
     def skew_join(self, inp: StageInput, remedy: str) -> pd.DataFrame:
-        joined = self._remedy("skew_join", SKEW_JOIN, remedy)(self, inp)
+        joined = self.variant("skew_join", remedy)(self, inp)
         return self._df(f"SELECT count(*) AS rows, sum(v) AS sum_v, sum(w) AS sum_w FROM ({joined})")
 
     VARIANTS = {"h2o_groupby": dict.fromkeys(GROUPBY_SQL, h2o_groupby),

@@ -4,14 +4,14 @@ layout 'by_key' is a groupby remedy too)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 from dask.utils import get_default_shuffle_method
 
-from scalebench.engines.base import NotApplicable, StageInput
+from scalebench.engines.base import StageInput
 from scalebench.engines.dask.cluster import on_cluster
 from scalebench.engines.dask.read import DaskReader, one_row, plan
 from scalebench.stages import SALT_BUCKETS
@@ -58,7 +58,7 @@ class DaskJoins(DaskReader):
     def skew_groupby(self, inp: StageInput, remedy: str) -> pd.DataFrame:
         """Per key count and sum(v), by the remedy's function in SKEW_GROUPBY.
         Dask has no other groupby skew remedy (its map-side combine is what salting imitates)."""
-        keys, res = _remedy(SKEW_GROUPBY, remedy)(self, inp)
+        keys, res = self.variant("skew_groupby", remedy)(self, inp)
         answer = one_row(groups=res.shape[0], rows=res["n"].sum(), sum_v=res["s"].sum(), max_count=res["n"].max())
         self.last_notes = {"remedy": remedy, "partitions": keys.npartitions, **plan(res),
                            "result_partitions": res.npartitions,
@@ -76,22 +76,12 @@ class DaskJoins(DaskReader):
         keys = self._table(inp)[["id", "key", "v"]]
         dim = self._table(inp.extra["keys_dim"])
         parts = {"keys": keys.npartitions, "keys_dim": dim.npartitions}
-        joined = _remedy(SKEW_JOIN, remedy)(self, keys, dim)
+        joined = self.variant("skew_join", remedy)(self, keys, dim)
         answer = one_row(rows=joined.shape[0], sum_v=joined["v"].sum(), sum_w=joined["w"].sum())
         self.last_notes = {"remedy": remedy, "partitions": parts, **plan(joined),
                            "result_partitions": joined.npartitions, "shuffle_method": get_default_shuffle_method(),
                            **({"salt_buckets": SALT_BUCKETS} if remedy == "salted" else {})}
         return answer
-
-
-def _remedy(table: Mapping[str, Callable[..., object] | str], remedy: str) -> Callable[..., object]:
-    """The remedy's function; NotApplicable with the table's reason where Dask has no form of it."""
-    found = table.get(remedy)
-    if found is None:
-        raise ValueError(f"unknown skew remedy {remedy!r}")
-    if isinstance(found, str):
-        raise NotApplicable(f"dask: {found}")
-    return found
 
 
 def _groupby_plain(engine: DaskJoins, inp: StageInput) -> Frames:

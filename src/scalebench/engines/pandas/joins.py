@@ -5,12 +5,12 @@ it over, so only the plain forms (and the by-key layout) exist."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 import pandas as pd
 
 from scalebench.datasets.schemas import schema_for
-from scalebench.engines.base import MissingQuery, NotApplicable, StageInput
+from scalebench.engines.base import StageInput
 from scalebench.engines.pandas.read import MIN_CHUNK_ROWS, PandasReader, working_bytes_per_row
 
 
@@ -95,25 +95,15 @@ class PandasJoins(PandasReader):
                                   count=("id", "size"), sum_balance=("balance", "sum"), sum_salary=("salary", "sum")))
 
     # -- skew ---------------------------------------------------------------------------------
-    def _remedy(self, op: str, table: Mapping[str, Callable[..., pd.DataFrame] | str],
-                remedy: str) -> Callable[..., pd.DataFrame]:
-        """The remedy's function from `table`, as Engine.implementation finds it, for a direct call."""
-        found = table.get(remedy)
-        if found is None:
-            raise MissingQuery(f"{self.name}.{op} has no {remedy!r}; it has {', '.join(table)}")
-        if isinstance(found, str):
-            raise NotApplicable(f"{self.name}: {found}")
-        return found
-
     def skew_groupby(self, inp: StageInput, remedy: str) -> pd.DataFrame:
         self.last_notes["remedy"] = remedy
-        t = self._remedy("skew_groupby", SKEW_GROUPBY, remedy)(self, inp)
+        t = self.variant("skew_groupby", remedy)(self, inp)
         return pd.DataFrame({"groups": [len(t)], "rows": [t["count"].sum()], "sum_v": [t["sum_v"].sum()],
                              "max_count": [t["count"].max()]})
 
     def skew_join(self, inp: StageInput, remedy: str) -> pd.DataFrame:
         self.last_notes["remedy"] = remedy
-        return self._remedy("skew_join", SKEW_JOIN, remedy)(self, inp)
+        return self.variant("skew_join", remedy)(self, inp)
 
 
 def _groupby_plain(engine: PandasJoins, inp: StageInput) -> pd.DataFrame:

@@ -8,7 +8,7 @@ NotApplicable.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -18,7 +18,7 @@ import ray
 import ray.data
 from ray.data.aggregate import Count, Max, Sum
 
-from scalebench.engines.base import MissingQuery, NotApplicable, StageInput
+from scalebench.engines.base import StageInput
 from scalebench.engines.ray.read import RayReader, summary
 from scalebench.stages import SALT_BUCKETS
 
@@ -120,17 +120,6 @@ SKEW_JOIN: dict[str, Callable[[RayReader, StageInput], ray.data.Dataset] | str] 
                "AQE); salting is the user's remedy")}
 
 
-def remedy_of(engine: RayReader, op: str, table: Mapping[str, Callable[..., ray.data.Dataset] | str],
-              remedy: str) -> Callable[..., ray.data.Dataset]:
-    """The remedy's function from `table`, as Engine.implementation finds it, for a direct call."""
-    found = table.get(remedy)
-    if found is None:
-        raise MissingQuery(f"{engine.name}.{op} has no {remedy!r}; it has {', '.join(table)}")
-    if isinstance(found, str):
-        raise NotApplicable(f"{engine.name}: {found}")
-    return found
-
-
 class RayJoins(RayReader):
     """join_dim, join_large and the skew queries (groupby and join, by remedy)."""
 
@@ -162,12 +151,12 @@ class RayJoins(RayReader):
 
     def skew_groupby(self, inp: StageInput, remedy: str) -> pd.DataFrame:
         """Count and sum of v per key by the remedy's idiom (SKEW_GROUPBY), summed in Ray Data."""
-        grouped = remedy_of(self, "skew_groupby", SKEW_GROUPBY, remedy)(self, inp)
+        grouped = self.variant("skew_groupby", remedy)(self, inp)
         return summary(grouped, Count(alias_name="groups"), Sum("n", alias_name="rows"),
                        Sum("s", alias_name="sum_v"), Max("n", alias_name="max_count"))
 
     def skew_join(self, inp: StageInput, remedy: str) -> pd.DataFrame:
         """keys joined with keys_dim by the remedy's idiom (SKEW_JOIN), summed in Ray Data."""
-        joined = remedy_of(self, "skew_join", SKEW_JOIN, remedy)(self, inp)
+        joined = self.variant("skew_join", remedy)(self, inp)
         return summary(joined, Count(alias_name="rows"), Sum("v", alias_name="sum_v"),
                        Sum("w", alias_name="sum_w"))

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from scalebench.engines.base import NotApplicable, StageInput
+from scalebench.engines.base import StageInput
 from scalebench.engines.spark.read import SparkReader, clear_errors
 from scalebench.stages import SALT_BUCKETS
 
@@ -28,18 +28,6 @@ about the size of an ordinary partition."""
 BROADCAST_OFF: dict[str, str] = {"spark.sql.autoBroadcastJoinThreshold": "-1",
                                  "spark.sql.adaptive.autoBroadcastJoinThreshold": "-1"}
 """skew_join: broadcast off, so the hot key's rows meet in one task of a sort-merge join."""
-
-_F = TypeVar("_F")
-
-
-def _remedy(op: str, table: Mapping[str, _F | str], remedy: str) -> _F:
-    """The remedy's function from `table`, as Engine.implementation finds it, for a direct call."""
-    found = table.get(remedy)
-    if found is None:
-        raise ValueError(f"spark {op}: unknown remedy {remedy!r}")
-    if isinstance(found, str):
-        raise NotApplicable(f"spark: {found}")
-    return found
 
 
 class SparkJoins(SparkReader):
@@ -93,7 +81,7 @@ class SparkJoins(SparkReader):
         map-side before every shuffle (one row per key and task), so a hot key costs little;
         salting adds a (key, salt) pre-aggregate and a second shuffle. There is no other native
         remedy for a groupBy (AQE's is for joins)."""
-        return _remedy("skew_groupby", SKEW_GROUPBY, remedy)(self, inp)
+        return self.variant("skew_groupby", remedy)(self, inp)
 
     @clear_errors
     def skew_join(self, inp: StageInput, remedy: str) -> pd.DataFrame:
@@ -101,7 +89,7 @@ class SparkJoins(SparkReader):
         key's rows meet in one task), answered as rows, sum_v and sum_w; the remedy decides the join
         and whether AQE's skew join is on."""
         keys, dim = self._read(inp), self._read(inp.extra["keys_dim"])
-        joined, idiom, aqe_skew = _remedy("skew_join", SKEW_JOIN, remedy)(keys, dim)
+        joined, idiom, aqe_skew = self.variant("skew_join", remedy)(keys, dim)
         settings = {**BROADCAST_OFF, "spark.sql.adaptive.skewJoin.enabled": "true" if aqe_skew else "false",
                     **aqe_skew}
         notes: dict[str, Any] = {"remedy": remedy, "broadcast": "off (autoBroadcastJoinThreshold=-1)", **idiom}
