@@ -11,8 +11,6 @@ import hashlib
 import os
 import platform
 import re
-import shutil
-import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -79,16 +77,13 @@ def lock_record() -> dict:
 
 def java_version() -> str | None:
     """`java -version`'s first line for the Java Spark would use (JAVA_HOME, else PATH); None if none."""
-    home = os.environ.get("JAVA_HOME")
-    binary = str(Path(home) / "bin" / "java") if home else shutil.which("java")
-    if not binary:
-        return None
+    from scalebench.engines.base import EngineUnavailable
+    from scalebench.java import find_java
+
     try:
-        proc = subprocess.run([binary, "-version"], capture_output=True, text=True, timeout=60, check=False)
-    except (OSError, subprocess.TimeoutExpired):
+        return find_java().banner
+    except EngineUnavailable:
         return None
-    lines = (proc.stderr or proc.stdout).strip().splitlines()
-    return lines[0].strip() if proc.returncode == 0 and lines else None
 
 
 def machine() -> dict:

@@ -30,8 +30,8 @@ import pyspark
 from pyspark.sql import SparkSession
 
 from scalebench.engines.base import ClusterSpec, ClusterUnreachable, Engine, EngineUnavailable
-from scalebench.engines.spark.java import java_version
 from scalebench.engines.spark.patches import reset_pyspark_globals
+from scalebench.java import java_version
 from scalebench.measure.procs import LOOPBACK_IP, children_naming, is_loopback_host, terminate_all
 
 MiB = 1024**2

@@ -1,4 +1,5 @@
-"""The Java that Spark's driver JVM would run on: found and checked without importing PySpark.
+"""The Java that Spark's driver JVM would run on: found and checked without importing PySpark, so
+the Spark engine and the provenance record share one lookup.
 
 Checked before launching the JVM because PySpark's own failure is a bare
 "Java gateway process exited before sending its port number".
