@@ -127,7 +127,8 @@ def html_page(df: pd.DataFrame, figs: dict[str, str]) -> str:
             blocks.append(section.html())
             continue
         used.add(section.figure)
-        blocks.append(f"<div class='pair'><div>{section.html()}</div><figure>{svg[svg.index('<svg'):]}</figure></div>")
+        blocks.append(f"<div class='pair'><div>{section.html()}</div><figure>{svg[svg.index('<svg'):]}"
+                      f"<figcaption>{html.escape(section.figure)}</figcaption></figure></div>")
     rest = "".join(f"<figure>{svg[svg.index('<svg'):]}<figcaption>{html.escape(name)}</figcaption></figure>"
                    for name, svg in figs.items() if name not in used)
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>scalebench report</title>"
