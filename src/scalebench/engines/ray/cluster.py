@@ -45,7 +45,7 @@ import ray.data
 
 from scalebench.engines.base import ClusterSpec, ClusterUnreachable, Engine, EngineUnavailable, ctrl_c_deferred
 from scalebench.engines.ray import patches
-from scalebench.measure.procs import LOOPBACK_IP, children_naming, descendants, is_loopback_host, terminate_all
+from scalebench.measure.procs import LOOPBACK_IP, descendants, is_loopback_host, terminate_all
 
 MiB = 1024**2
 OBJECT_STORE_FRACTION = 0.4
@@ -54,10 +54,20 @@ ROWS_PER_SHUFFLE_PARTITION = 1_000_000
 """Target rows per hash/sort partition: bounded memory per reduce task at any size."""
 _MARKER_ENV = "SCALEBENCH_RAY_SESSION"
 """Inherited by every process of a cluster we start, so stop() can find stragglers."""
-RAY_COMMAND_MARKS = ("site-packages/ray/", "ray::")
-"""What a Ray process has on its command line (not, say, a memory sampler the caller started):
-Ray's binaries and scripts live in its package; a worker running a task renames itself
-``ray::<task>`` (``ray::IDLE`` between tasks)."""
+
+
+def _is_ray_process(p: psutil.Process) -> bool:
+    """Whether a descendant belongs to Ray (not, say, a memory sampler the caller started): its
+    daemons by name, a worker running a task renames itself ``ray::<task>``, Ray's scripts live in
+    its package. Only the program and its first arguments count: Ray puts
+    site-packages/ray/thirdparty_files on sys.path, and a multiprocessing forkserver started after
+    that carries sys.path in its arguments, yet is not Ray's to stop."""
+    with contextlib.suppress(psutil.Error):
+        name = p.name()
+        if name in ("gcs_server", "raylet") or name.startswith("ray::"):
+            return True
+        return any("site-packages/ray/" in part for part in p.cmdline()[:3])
+    return False
 
 
 class _NoCpuWarning(logging.Filter):
@@ -332,9 +342,9 @@ class RayCluster(Engine):
                 patches.reset_auth_caches()
 
     def _our_processes(self) -> list[psutil.Process]:
-        """Our descendants that are Ray's (RAY_COMMAND_MARKS) plus any process carrying our session marker."""
+        """Our descendants that are Ray's (_is_ray_process) plus any process carrying our session marker."""
         me = os.getpid()
-        found = {p.pid: p for mark in RAY_COMMAND_MARKS for p in children_naming(mark)}
+        found = {p.pid: p for p in descendants() if _is_ray_process(p)}
         if self._marker is not None:
             for p in psutil.process_iter():
                 if p.pid == me or p.pid in found:
