@@ -19,16 +19,22 @@ ENGINES = ("pandas", "duckdb")
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _bench(engine: str, query: str, workers: int, median: float) -> dict:
-    data = [median * f for f in (0.95, 1.0, 1.05)]
+def _bench(engine: str, query: str, workers: int, median: float, data: list[float] | None = None) -> dict:
+    """One benchmark as pytest-benchmark saves it (with --benchmark-save-data: stats['data'] holds
+    every round); `data` are the round times, three around `median` unless given."""
+    data = data or [median * f for f in (0.95, 1.0, 1.05)]
+    s = sorted(data)
+    median = (s[(len(s) - 1) // 2] + s[len(s) // 2]) / 2
+    q1, q3 = s[len(s) // 4], s[(3 * len(s)) // 4]
+    mean = sum(s) / len(s)
     return {
         "group": f"{query} parquet 20,000 rows", "name": f"test_stage[{engine}-{query}-parquet-w{workers}]",
         "fullname": f"benchmarks/test_stages.py::test_stage[{engine}-{query}-parquet-w{workers}]",
         "params": None, "param": None, "options": {},
-        "stats": {"min": min(data), "max": max(data), "mean": median, "stddev": 0.05 * median, "rounds": 3,
-                  "median": median, "iqr": 0.1 * median, "q1": data[0], "q3": data[2], "iqr_outliers": 0,
-                  "stddev_outliers": 0, "outliers": "0;0", "ld15iqr": data[0], "hd15iqr": data[2],
-                  "ops": 1 / median, "total": sum(data), "data": data, "iterations": 1},
+        "stats": {"min": s[0], "max": s[-1], "mean": mean, "stddev": 0.05 * median, "rounds": len(s),
+                  "median": median, "iqr": q3 - q1, "q1": q1, "q3": q3, "iqr_outliers": 0,
+                  "stddev_outliers": 0, "outliers": "0;0", "ld15iqr": s[0], "hd15iqr": s[-1],
+                  "ops": 1 / mean, "total": sum(s), "data": list(data), "iterations": 1},
         "extra_info": {"engine": engine, "stage": query.split("-", 1)[0], "query": query.split("-", 1)[1],
                        "format": "parquet", "rows": 20_000, "workers": workers,
                        "peak_tree_pss_bytes": 300 * 2**20, "throughput_rows_per_s": 20_000 / median},
@@ -49,21 +55,25 @@ def run_json(tmp_path):
 def test_compare_passes_identical_runs(run_json, capsys):
     path, _ = run_json
     assert main(["compare", str(path), str(path), "--threshold", "10%"]) == 0
-    assert "0 regression(s)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "0 slower, 0 faster, 8 no change detectable" in out
+    assert "(too few rounds: 3, need 5)" in out  # three rounds decide nothing, and the verdict says so
 
 
 def test_compare_flags_a_2x_slowdown(run_json, tmp_path, capsys):
     path, doc = run_json
-    slow = copy.deepcopy(doc)
-    victim = slow["benchmarks"][0]
-    for k in ("min", "max", "mean", "median"):
-        victim["stats"][k] *= 2
-    victim["stats"]["data"] = [x * 2 for x in victim["stats"]["data"]]
-    head = tmp_path / "head.json"
+    base, slow = copy.deepcopy(doc), copy.deepcopy(doc)
+    rounds = [0.3 * f for f in (0.97, 1.0, 1.02, 0.99, 1.03, 1.01, 0.98, 1.0, 1.04, 0.96)]
+    base["benchmarks"][0] = _bench("pandas", "groupby-age", 1, 0.3, rounds)
+    slow["benchmarks"][0] = victim = _bench("pandas", "groupby-age", 1, 0.6, [2 * x for x in rounds])
+    path, head = tmp_path / "base10.json", tmp_path / "head.json"
+    path.write_text(json.dumps(base))
     head.write_text(json.dumps(slow))
     assert main(["compare", str(path), str(head), "--threshold", "10%"]) == 1
-    out = capsys.readouterr().out
-    assert "REGRESSION   2.00x" in out and victim["fullname"] in out and "1 regression(s)" in out
+    out = capsys.readouterr().out.splitlines()
+    cells = [line for line in out if line.startswith("benchmarks/")]
+    assert cells[0].startswith(victim["fullname"]) and "base 0.3 s  head 0.6 s  x2.00 [" in cells[0], out
+    assert cells[0].endswith("  slower") and out[-1].startswith("1 slower, 0 faster, 7 no change detectable"), out
 
 
 def _unfinished(doc: dict, index: int, outcome: str) -> dict:
@@ -85,10 +95,11 @@ def test_compare_flags_a_cell_that_stopped_finishing(run_json, tmp_path, capsys)
     head.write_text(json.dumps(_unfinished(doc, 0, "timed out")))
     assert main(["compare", str(path), str(head), "--threshold", "10%"]) == 1
     out = capsys.readouterr().out
-    assert f"REGRESSION    infx     0.3000 s -> timed out  {doc['benchmarks'][0]['fullname']}" in out, out
-    assert "missing" not in out and "1 regression(s)" in out
+    name = doc["benchmarks"][0]["fullname"]
+    assert f"{name}  base 0.3 s  head timed out  slower (completed -> timed out)" in out, out
+    assert "missing" not in out and "1 slower" in out
     assert main(["compare", str(head), str(path), "--threshold", "10%"]) == 0  # it finishes again: faster
-    assert "faster       0.00x  timed out ->    0.3000 s" in capsys.readouterr().out
+    assert f"{name}  base timed out  head 0.3 s  faster (timed out -> completed)" in capsys.readouterr().out
 
 
 def test_report_shows_cells_that_did_not_finish_and_the_budget_s_reach(run_json, tmp_path):

@@ -22,6 +22,27 @@ Datasets are cached under --data-dir by (dataset, rows, seed, generator version)
 reused when their manifest and checksums still match; --force regenerates.
 """
 
+DESCRIPTION_COMPARE = """\
+Compare two saved runs cell by cell from their per-round times, as asv does: the ratio
+of medians head/base with a 95 % bootstrap interval, and a Mann-Whitney U test.
+  slower: the interval lies above 1, ratio > 1 + threshold and p < alpha
+  faster: the interval lies below 1, ratio < 1 / (1 + threshold) and p < alpha
+  otherwise: no change detectable (noise, or a change smaller than the threshold)
+A cell that stopped finishing (out of memory, timed out) is slower. Exit 1 if any cell
+is slower, else 0. Identical runs pass.
+"""
+EPILOG_COMPARE = """\
+examples:
+  pytest --benchmark-only --rounds=10 --benchmark-json=base.json     # at least 5 rounds, 10 recommended
+  scalebench compare base.json head.json
+  scalebench compare base.json head.json --threshold 5% --alpha 0.01
+
+Round times come from extra_info['round_times_s'] (the stage cells save them) or from
+stats['data'] (pytest-benchmark's --benchmark-save-data, which the other benchmarks need).
+With fewer than 5 rounds in a run, or no round times, a cell is "no change detectable" and
+says why. Cells measured with different --io modes are "not comparable" and listed as such.
+"""
+
 
 def _build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="scalebench", description=__doc__)
@@ -57,12 +78,16 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("runs", nargs="+", metavar="RUN.json")
     r.add_argument("-o", "--output", default="scalebench-report", help="output folder (default: scalebench-report)")
 
-    cmp_ = sub.add_parser("compare", help="exit non-zero when HEAD is slower than BASE beyond a threshold",
-                          description="Compare two saved runs cell by cell; name each regressed cell with its "
-                          "ratio and exit 1 if any. Identical runs pass.")
+    cmp_ = sub.add_parser("compare", help="exit 1 when HEAD is slower than BASE beyond noise and a threshold",
+                          description=DESCRIPTION_COMPARE, epilog=EPILOG_COMPARE,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
     cmp_.add_argument("base", metavar="BASE.json")
     cmp_.add_argument("head", metavar="HEAD.json")
-    cmp_.add_argument("--threshold", default="10%", help="allowed slowdown, e.g. 10%% or 0.1 (default: 10%%)")
+    cmp_.add_argument("--threshold", default="10%",
+                      help="smallest change worth reporting, e.g. 10%% or 0.1: slower means ratio > 1 + threshold, "
+                      "faster ratio < 1 / (1 + threshold) (default: 10%%)")
+    cmp_.add_argument("--alpha", default="0.05",
+                      help="significance level of the Mann-Whitney U test on the rounds (default: 0.05)")
 
     c = sub.add_parser("check", help="run every query of an engine on tiny data and compare with DuckDB")
     c.add_argument("engine")
@@ -127,12 +152,12 @@ def _report(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     from scalebench.provenance import differences
-    from scalebench.report.compare import compare_runs, parse_threshold, regressions
+    from scalebench.report.compare import compare_runs, in_order, parse_alpha, parse_threshold, regressions, summary
     from scalebench.report.load import load_run, provenance_of
 
-    threshold = parse_threshold(args.threshold)
-    base, head = load_run(args.base), load_run(args.head)  # each file read once
-    changes, only_base, only_head = compare_runs(base, head)
+    threshold, alpha = parse_threshold(args.threshold), parse_alpha(args.alpha)
+    base, head = load_run(args.base, with_rounds=True), load_run(args.head, with_rounds=True)  # each read once
+    changes, only_base, only_head = compare_runs(base, head, threshold, alpha)
     moved = differences(provenance_of(base), provenance_of(head))
     if moved:
         print("versions differ between base and head; a change below may be theirs, not the code's:")
@@ -140,18 +165,16 @@ def _compare(args: argparse.Namespace) -> int:
             print(f"  {line}")
     else:
         print("same versions in base and head (lock, frameworks, Python, Java, machine)")
-    for c in sorted(changes, key=lambda c: -c.ratio):
-        flag = "REGRESSION" if c.ratio > 1 + threshold else ("faster" if c.ratio < 1 - threshold else "same")
-        noise = "" if c.significant else " (within noise)"
-        print(f"{flag:10s} {c.ratio:6.2f}x  {c.shown('base')} -> {c.shown('head')}  {c.name}{noise}")
+    width = max((len(c.name) for c in changes), default=0)
+    for c in in_order(changes):
+        print(c.line(width))
     for name in only_base:
-        print(f"{'missing':10s} only in {args.base}: {name}")
+        print(f"missing: only in {args.base}: {name}")
     for name in only_head:
-        print(f"{'new':10s} only in {args.head}: {name}")
-    bad = regressions(changes, threshold)
+        print(f"new: only in {args.head}: {name}")
     also = " (versions differ: see above)" if moved else ""
-    print(f"{len(bad)} regression(s) beyond {threshold:.0%} among {len(changes)} compared benchmark(s){also}")
-    return 1 if bad else 0
+    print(summary(changes, threshold, alpha) + also)
+    return 1 if regressions(changes) else 0
 
 
 def main(argv: list[str] | None = None) -> int:

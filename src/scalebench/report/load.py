@@ -40,7 +40,23 @@ class ReportError(ValueError):
     """A file that is not a pytest-benchmark JSON run; the message names it."""
 
 
-def load_run(path: Path | str) -> pd.DataFrame:
+def round_times(bench: dict) -> list[float] | None:
+    """Every timed round of one saved benchmark, for a statistical comparison: scalebench's own
+    extra_info['round_times_s'], else pytest-benchmark's stats['data'] (saved only with
+    --benchmark-save-data), else None (only the summary statistics were saved)."""
+    info, stats = bench.get("extra_info") or {}, bench.get("stats") or {}
+    for times in (info.get("round_times_s"), stats.get("data")):
+        if isinstance(times, list) and times:
+            try:
+                return [float(t) for t in times]
+            except (TypeError, ValueError):
+                continue
+    return None
+
+
+def load_run(path: Path | str, *, with_rounds: bool = False) -> pd.DataFrame:
+    """One row per benchmark, in COLUMNS. `with_rounds` adds a 'round_times_s' column (a list, or
+    None; see round_times) for compare; the report leaves it out, as its tables show every column."""
     path = Path(path)
     try:
         doc = json.loads(path.read_text())
@@ -64,6 +80,7 @@ def load_run(path: Path | str) -> pd.DataFrame:
             "throughput_rows_per_s": info.get("throughput_rows_per_s"), "peak_tree_bytes": peak,
             "added_tree_bytes": info.get("peak_tree_added_bytes"), "spilled_bytes": info.get("spilled_bytes"),
             "budget_bytes": info.get("memory_budget_bytes"), "outcome": COMPLETED, "detail": None, "info": info,
+            "round_times_s": round_times(b),
         })
     for c in doc.get("scalebench_unfinished") or []:  # stage cells that gave no timing (see fixtures/plugin.py)
         rows.append({
@@ -72,7 +89,7 @@ def load_run(path: Path | str) -> pd.DataFrame:
             "format": c.get("format"), "rows": c.get("rows"), "workers": c.get("workers"),
             "budget_bytes": c.get("memory_budget_bytes"), "outcome": c.get("outcome"), "detail": c.get("detail"),
         })
-    frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame = pd.DataFrame(rows, columns=[*COLUMNS, "round_times_s"] if with_rounds else COLUMNS)
     for column in ("rows", "workers"):  # whole numbers, missing where a family has none (tune: no format)
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
     frame.attrs["provenance"] = {path.stem: (doc.get("machine_info") or {}).get("scalebench")}
