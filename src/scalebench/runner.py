@@ -6,21 +6,19 @@ the stage code lives in the engines, the glue lives here, once.
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 
+from scalebench.answers import WHOLE_ROWS_LIMIT, keyed_summary, release
 from scalebench.datasets import StoredDataset, ensure_partitioned
 from scalebench.engines import REFERENCE_ENGINE, ClusterSpec, Engine, engine_class
 from scalebench.engines.base import MissingQuery, NotApplicable, StageInput
-from scalebench.measure import heap
-from scalebench.measure.memory import TreeSampler, release_free_memory
-from scalebench.stages import DEFAULT_ZIPF, Query, answer_of, compare, resolve_dataset
+from scalebench.measure.rounds import benchmark_checked
+from scalebench.stages import DEFAULT_ZIPF, Query, WrongAnswer, answer_of, compare, normalise, resolve_dataset
 
 
 def stage_input(data: StoredDataset, extra: dict[str, StoredDataset] | None = None) -> StageInput:
@@ -49,7 +47,8 @@ class QueryRun:
     query: Query
     inp: StageInput
     out_root: Path
-    result: pd.DataFrame | None = field(default=None, init=False)
+    result: object = field(default=None, init=False)
+    """The last run's answer: a DataFrame, an answers.Held, or None for a query that writes."""
     input_checked: bool = field(default=False, init=False, repr=False)
 
     @property
@@ -66,9 +65,14 @@ class QueryRun:
             if problem is not None:
                 raise BadInput(problem)
             self.input_checked = True
-        shutil.rmtree(self.out, ignore_errors=True)
-        self.result = None
+        self.discard()
         self.engine.last_notes = {}
+
+    def discard(self) -> None:
+        """Drop the last answer unchecked: release what the engine holds, remove what it wrote."""
+        release(self.result)
+        self.result = None
+        shutil.rmtree(self.out, ignore_errors=True)
 
     def __call__(self) -> None:
         """Timed: the engine does the whole query, finishing the work. When it fails, a bad
@@ -89,26 +93,71 @@ class QueryRun:
             raise
 
     def answer(self) -> pd.DataFrame:
-        return answer_of(self.query, self.result, self.out if self.query.writes else None)
+        """The last run's answer as a frame (a held one is fetched and released: ask once per run)."""
+        result, self.result = self.result, None
+        return answer_of(self.query, result, self.out if self.query.writes else None)
 
     def cleanup(self) -> None:
-        shutil.rmtree(self.out, ignore_errors=True)
+        self.discard()
+
+
+@dataclass(frozen=True)
+class Expected:
+    """A reference answer in the form it is compared in: whole, or its keyed summary beyond
+    answers.WHOLE_ROWS_LIMIT rows (then `columns` says which of an answer's columns it covers)."""
+
+    frame: pd.DataFrame
+    columns: tuple[str, ...]
+    summarised: bool
+    source: str
+    """The implementation that computed it: 'duckdb' (the engine) or 'polars' (the second reference)."""
+
+    @classmethod
+    def of(cls, query: Query, answer: pd.DataFrame, source: str) -> Expected:
+        if len(answer) <= WHOLE_ROWS_LIMIT:
+            return cls(answer, tuple(answer.columns), False, source)
+        columns = tuple(answer.columns)
+        return cls(keyed_summary(normalise(answer), query.keys), columns, True, source)
+
+    def check(self, query: Query, got: pd.DataFrame) -> None:
+        """Raise WrongAnswer unless `got` equals this reference (whole, or through its summary)."""
+        if not self.summarised:
+            compare(query, got, self.frame)
+            return
+        missing = [c for c in self.columns if c not in got.columns]
+        if missing:
+            raise WrongAnswer(f"{query.id}: answer lacks column(s) {missing}; has {list(got.columns)}")
+        summary = keyed_summary(normalise(got[list(self.columns)]), query.keys)
+        compare(replace(query, keys=("rows",)), summary, self.frame)
+
+
+SECOND_REFERENCE = "polars"
+CROSS_CHECK_ROWS = 1_000_000
+"""Up to this many input rows (the tiny and small sizes) the DuckDB reference's every answer is
+itself checked against the second reference before any engine is checked against it."""
 
 
 class References:
-    """Reference answers from the DuckDB engine, computed once per (query, dataset)."""
+    """Reference answers, computed once per (query, dataset): DuckDB's for every engine but DuckDB,
+    whose cells are checked against a second implementation sharing no code with it
+    (scalebench.reference_polars); at small sizes that one checks the DuckDB reference too."""
 
     def __init__(self, out_root: Path, spec: ClusterSpec | None = None):
         self.out_root = Path(out_root)
         self.spec = spec or ClusterSpec(workers=1, threads_per_worker=2)
-        self._answers: dict[tuple[str, str], pd.DataFrame] = {}
+        self._answers: dict[tuple, Expected] = {}
         self._engine: Engine | None = None
 
-    def answer(self, query: Query, data: StoredDataset, inp: StageInput | None = None) -> pd.DataFrame:
-        """`inp` carries a join's other tables; by default the dataset alone."""
+    @staticmethod
+    def _key(source: str, query: Query, data: StoredDataset) -> tuple:
         plain = query.reference_form()
-        key = (plain.op, plain.variant, str(data.folder.parent))  # csv and parquet hold the same rows
+        return source, plain.op, plain.variant, str(data.folder.parent)  # csv and parquet hold the same rows
+
+    def answer(self, query: Query, data: StoredDataset, inp: StageInput | None = None) -> Expected:
+        """DuckDB's answer; `inp` carries a join's other tables (by default the dataset alone)."""
+        key = self._key(REFERENCE_ENGINE, query, data)
         if key not in self._answers:
+            plain = query.reference_form()
             if self._engine is None:
                 self._engine = engine_class(REFERENCE_ENGINE)(self.spec)
                 self._engine.start()
@@ -116,22 +165,60 @@ class References:
             try:
                 run.prepare()
                 run()
-                self._answers[key] = run.answer()
+                found = run.answer()
             finally:
                 run.cleanup()
                 # DuckDB runs in the driver and keeps its buffers until closed: close it, so the
                 # next benchmark's memory does not start with the reference's (it restarts in ms)
                 self.close()
+            if (inp or stage_input(data)).rows <= CROSS_CHECK_ROWS:
+                try:
+                    self.second(query, data, inp).check(plain, found)
+                except WrongAnswer as exc:
+                    raise WrongAnswer(f"the {REFERENCE_ENGINE} reference disagrees with the {SECOND_REFERENCE} "
+                                      f"reference: {exc}") from None
+            self._answers[key] = Expected.of(plain, found, REFERENCE_ENGINE)
         return self._answers[key]
 
-    def check(self, run: QueryRun, data: StoredDataset) -> None:
-        """Raise WrongAnswer unless the run's answer equals the reference."""
-        compare(run.query, run.answer(), self.answer(run.query, data, run.inp))
+    def second(self, query: Query, data: StoredDataset, inp: StageInput | None = None) -> Expected:
+        """The second reference's answer (scalebench.reference_polars), in the driver."""
+        from scalebench import reference_polars
+
+        key = self._key(SECOND_REFERENCE, query, data)
+        if key not in self._answers:
+            plain = query.reference_form()
+            inp = inp or stage_input(data)
+            out = self.out_root / SECOND_REFERENCE / f"{plain.id}-{inp.format}"
+            shutil.rmtree(out, ignore_errors=True)
+            try:
+                result = reference_polars.run(plain, inp, out)
+                found = answer_of(plain, result, out if plain.writes else None)
+            finally:
+                shutil.rmtree(out, ignore_errors=True)
+            self._answers[key] = Expected.of(plain, found, SECOND_REFERENCE)
+        return self._answers[key]
+
+    def expected(self, run: QueryRun, data: StoredDataset) -> Expected:
+        """What `run` is checked against: never the engine's own code."""
+        if run.engine.name == REFERENCE_ENGINE:
+            return self.second(run.query, data, run.inp)
+        return self.answer(run.query, data, run.inp)
+
+    def check(self, run: QueryRun, data: StoredDataset) -> str:
+        """Raise WrongAnswer unless the run's answer equals its reference; return what it was
+        checked against, for the record."""
+        expected = self.expected(run, data)
+        expected.check(run.query, run.answer())
+        return f"equal to {expected.source} reference" + (" (keyed summary)" if expected.summarised else "")
 
     def close(self) -> None:
         if self._engine is not None:
             self._engine.stop()
             self._engine = None
+
+
+IO_MODES = ("storage", "memory")
+"""storage: the query reads its input inside the timing. memory: Engine.load() before it."""
 
 
 OOM_MARKERS = ("MemoryError", "OutOfMemory", "out of memory", "Java heap space", "KilledWorker",
@@ -165,53 +252,37 @@ class Measure:
 
 
 def benchmark_query(benchmark, run: QueryRun, data: StoredDataset, references: References,
-                    rounds: int, measure: Measure = Measure()) -> dict:
-    """Cold run, checked; then `rounds` warm rounds timed by pytest-benchmark, checked again;
-    then, untimed, one run under memray for the driver's heap. With pytest-benchmark disabled,
-    only the checked cold run.
+                    rounds: int, measure: Measure = Measure(), io: str = "storage") -> dict:
+    """Cold run, checked; then `rounds` warm rounds timed by pytest-benchmark, each checked;
+    then, untimed, one run under memray for the driver's heap, checked too. With pytest-benchmark
+    disabled, only the checked cold run (measure.rounds.benchmark_checked, shared with the ML
+    benchmarks).
 
-    `benchmark` is pytest-benchmark's fixture (anything with pedantic() and extra_info).
-    Set-up (clearing the output folder) happens between rounds, outside the timing. The
-    tree memory sampler runs through the cold run and the rounds: peak memory is the
-    whole cluster's.
+    `benchmark` is pytest-benchmark's fixture (anything with pedantic() and extra_info). Before
+    each run, outside the timing, the output folder is cleared; after it, outside the timing and
+    the memory sampler's window, its answer is checked (a held one fetched, then released).
     """
-    sampler = TreeSampler(measure.sample_interval, run.engine.pids) if measure.sample_interval else None
-    spilled_before = run.engine.spilled_bytes()
-    references.answer(run.query, data, run.inp)  # before the sampler: the reference is not the engine's
-    run.prepare()
-    release_free_memory()
-    with sampler or contextlib.nullcontext():
-        started = time.perf_counter()
+    references.expected(run, data)  # before any sampling: the reference is not the engine's
+
+    def timed() -> None:
         run()
-        cold_s = time.perf_counter() - started
-    references.check(run, data)  # outside the sampled window: the check's memory is not the engine's
-    notes = dict(run.engine.last_notes)
-    # --benchmark-disable (CI) times and saves nothing: the checked cold run is the whole test,
-    # and repeating it as a round and under memray would only double the suite's time
-    recorded = not getattr(benchmark, "disabled", False)
-    if recorded:
-        with sampler or contextlib.nullcontext():
-            benchmark.pedantic(run, setup=run.prepare, rounds=rounds, iterations=1, warmup_rounds=0)
-        references.check(run, data)
-    spilled_after = run.engine.spilled_bytes()
-    stats = getattr(getattr(benchmark, "stats", None), "stats", None)
-    median = getattr(stats, "median", None) or cold_s
+
+    def check(_: object) -> str:
+        return references.check(run, data)
+
+    _, measured = benchmark_checked(benchmark, timed, check, rounds, engines=[run.engine], prepare=run.prepare,
+                                    measure=measure, heap_name=f"{run.engine.name}-{run.query.id}-{data.format}")
+    run.discard()
+    median = measured["median_s"]
     info = {
         **run.engine.describe(),
         "stage": run.query.stage, "query": run.query.name, "dataset": data.dataset,
         "format": data.format, "rows": data.rows, "bytes": data.bytes,
-        "data_folder": str(data.folder), "seed": data.manifest["seed"],
-        "rounds": rounds, "cold_s": cold_s,
+        "data_folder": str(data.folder), "seed": data.manifest["seed"], "io": io,
         "throughput_rows_per_s": data.rows / median, "throughput_mb_per_s": data.bytes / 1e6 / median,
-        "check": f"equal to {REFERENCE_ENGINE} reference", "notes": notes,
-        # over the cold run and every round; None where the framework does not report it
-        "spilled_bytes": None if spilled_before is None or spilled_after is None else spilled_after - spilled_before,
+        "notes": dict(run.engine.last_notes),
+        **measured,
     }
-    if sampler:
-        info.update(sampler.summary())
-    if recorded and measure.memray and heap.available():
-        run.prepare()
-        info.update(heap.peak_heap(run, measure.memray_dir, f"{run.engine.name}-{run.query.id}-{data.format}"))
     if str(info.get("address", "")).startswith("in-process"):
         info.pop("address")
     benchmark.extra_info.update(info)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pandas as pd
 
 if TYPE_CHECKING:
+    from scalebench.answers import Held
     from scalebench.stages import Query
 
 GiB = 1024**3
@@ -157,6 +158,8 @@ class Engine(abc.ABC):
         self.spec = spec
         self.last_notes: dict[str, Any] = {}
         """What the last query did that a reader should know (mode, chunks, idiom)."""
+        self._loaded: dict[Path, Any] = {}
+        """--io memory: each loaded input's in-memory copy, by its path (see load)."""
 
     # -- lifecycle -----------------------------------------------------------
     @abc.abstractmethod
@@ -194,6 +197,35 @@ class Engine(abc.ABC):
         session-wide pool replaces it instead of handing it to the next benchmark."""
         return True
 
+    # -- --io memory: inputs loaded into the engine before the timer --------------------
+    def load(self, inp: StageInput) -> None:
+        """--io memory: load the input and its extra tables into the engine in the framework's idiom
+        (Spark cache() + count(), Dask persist(), a materialized Ray Dataset, a pandas frame, a
+        DuckDB table), outside the timer; until unload(), every read of them comes from memory."""
+        for table in (inp, *inp.extra.values()):
+            if table.path not in self._loaded:
+                self._loaded[table.path] = self._load_table(table)
+
+    def unload(self) -> None:
+        """Free what load() holds; reads come from storage again."""
+        loaded, self._loaded = self._loaded, {}
+        for held in loaded.values():
+            # after a timeout the pool may have stopped the cluster: what it held is gone with it
+            with contextlib.suppress(Exception):
+                self._unload_table(held)
+
+    def loaded(self, inp: StageInput) -> Any | None:
+        """The in-memory copy of `inp` (--io memory), or None: read it from storage."""
+        return self._loaded.get(inp.path)
+
+    def _load_table(self, inp: StageInput) -> Any:
+        """One table loaded and materialised; an engine with an in-memory mode overrides it."""
+        raise NotApplicable(f"{self.name} has no in-memory input mode (--io memory)")
+
+    def _unload_table(self, held: Any) -> None:
+        """Free one loaded table (unpersist, drop); by default dropping the reference is enough."""
+        del held
+
     def __enter__(self) -> Engine:
         self.start()
         return self
@@ -226,7 +258,7 @@ class Engine(abc.ABC):
             raise NotApplicable(f"{cls.name}: {found}")
         return found
 
-    def run_query(self, query: Query, inp: StageInput, out: Path | None = None) -> pd.DataFrame | None:
+    def run_query(self, query: Query, inp: StageInput, out: Path | None = None) -> pd.DataFrame | Held | None:
         """Answer `query`: its method, called with the input, the output folder when it writes,
         and its variant."""
         type(self).implementation(query)  # NotApplicable / MissingQuery before any work
@@ -261,12 +293,13 @@ class Engine(abc.ABC):
     def sort_global(self, inp: StageInput, out: Path) -> None: ...
 
     @abc.abstractmethod
-    def h2o_groupby(self, inp: StageInput, question: str) -> pd.DataFrame:
-        """db-benchmark groupby question q1..q10 (stages.H2O_GROUPBY_QUESTIONS)."""
+    def h2o_groupby(self, inp: StageInput, question: str) -> pd.DataFrame | Held:
+        """db-benchmark groupby question q1..q10: the whole grouped answer (stages.h2o_groupby_answer),
+        materialised: collected, or for answers.held() questions persisted, counted and returned Held."""
 
     @abc.abstractmethod
-    def h2o_join(self, inp: StageInput, question: str) -> pd.DataFrame:
-        """db-benchmark join question q1..q5 (stages.H2O_JOIN_QUESTIONS)."""
+    def h2o_join(self, inp: StageInput, question: str) -> pd.DataFrame | Held:
+        """db-benchmark join question q1..q5: the whole joined rows (stages.H2O_JOIN_ANSWER), held."""
 
     @abc.abstractmethod
     def join_dim(self, inp: StageInput) -> pd.DataFrame: ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -10,13 +11,15 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from scalebench.answers import Held, held
 from scalebench.datasets.schemas import schema_for
 from scalebench.engines.base import Engine, StageInput
 from scalebench.inputs import CSV_TIMESTAMP_FORMAT, normalise_name
 from scalebench.stages import (
     EXTREMES,
-    H2O_GROUPBY_QUESTIONS,
+    H2O_JOIN_ANSWER,
     H2O_JOIN_QUESTIONS,
+    H2O_JOIN_X,
     ID_BUCKET_WIDTH,
     SALT_BUCKETS,
     TOP_EARNERS,
@@ -100,6 +103,7 @@ class DuckDBEngine(Engine):
 
     def start(self) -> None:
         self._own_spill = None
+        self._held_tables = 0
         spill = self.spec.spill_dir
         if spill is None:
             spill = self._own_spill = Path(tempfile.mkdtemp(prefix="scalebench-duckdb-"))
@@ -125,7 +129,21 @@ class DuckDBEngine(Engine):
     def describe(self) -> dict:
         return {**super().describe(), "idiom": "duckdb-sql", "address": "in-process"}
 
+    def _load_table(self, inp: StageInput) -> str:
+        """--io memory: the input copied into a DuckDB table (its own columnar format, in memory or
+        its temp directory), as db-benchmark's DuckDB script loads it."""
+        name = f"scalebench_input_{len(self._loaded)}_{inp.format}"
+        self.con.sql(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM {self._scan(inp)}")
+        return name
+
+    def _unload_table(self, held: str) -> None:
+        if self.con is not None:
+            self.con.sql(f"DROP TABLE IF EXISTS {held}")
+
     def _scan(self, inp: StageInput) -> str:
+        loaded = self.loaded(inp)
+        if loaded is not None:
+            return loaded
         if inp.format == "csv":
             cols = ", ".join(f"{_sql_str(k)}: {_sql_str(v)}" for k, v in csv_columns(inp.dataset).items())
             return (f"read_csv({_sql_str(inp.path)}, header = true, columns = {{{cols}}}, "
@@ -194,22 +212,48 @@ class DuckDBEngine(Engine):
                      f"TO {_sql_str(out / 'sorted.parquet')} (FORMAT parquet)")
 
     # -- db-benchmark ------------------------------------------------------------
-    def _summary(self, grouped: str, question: str) -> pd.DataFrame:
-        """db-benchmark's check: the result's row count and each column's sum."""
-        measures = ", ".join(f"sum({c}) FILTER (WHERE isfinite({c})) AS {c}" if c == "r2" else f"sum({c}) AS {c}"
-                             for c in H2O_GROUPBY_QUESTIONS[question])
-        return self._df(f"SELECT count(*) AS rows, {measures} FROM ({grouped})")
+    def _held(self, sql: str) -> Held:
+        """A large answer made a temp table inside the timer and counted there; fetched and
+        dropped after it. A closed connection took its temp tables with it: release is then a no-op."""
+        self._held_tables += 1
+        name = f"scalebench_answer_{self._held_tables}"
+        con = self.con
 
-    def h2o_groupby(self, inp: StageInput, question: str) -> pd.DataFrame:
-        """The question's SQL (GROUPBY_SQL) over the input, summarised."""
-        return self._summary(GROUPBY_SQL[question].format(x=self._scan(inp)), question)
+        def release() -> None:
+            if self.con is con:
+                con.sql(f"DROP TABLE IF EXISTS {name}")
 
-    def h2o_join(self, inp: StageInput, question: str) -> pd.DataFrame:
-        """x joined with the question's right table on its key, how (stages.H2O_JOIN_QUESTIONS)."""
+        try:
+            con.sql(f"CREATE TEMP TABLE {name} AS {sql}")
+            rows = con.sql(f"SELECT count(*) FROM {name}").fetchall()[0][0]
+        except BaseException:
+            with contextlib.suppress(Exception):  # the query's own error is the one to report
+                release()
+            raise
+
+        self.last_notes["answer"] = "materialised as a DuckDB temp table and counted; fetched after the timer"
+        return Held(rows=rows, fetch=lambda: con.sql(f"SELECT * FROM {name}").df(), release=release,
+                    where="a DuckDB temp table")
+
+    def _answer(self, op: str, question: str, sql: str) -> pd.DataFrame | Held:
+        """Small answers collected as a DataFrame; large ones (answers.held) kept in a temp table."""
+        if held(op, question):
+            return self._held(sql)
+        self.last_notes["answer"] = "collected to the driver (.df())"
+        return self._df(sql)
+
+    def h2o_groupby(self, inp: StageInput, question: str) -> pd.DataFrame | Held:
+        """The question's SQL (GROUPBY_SQL) over the input: group keys, then the answer columns."""
+        return self._answer("h2o_groupby", question, GROUPBY_SQL[question].format(x=self._scan(inp)))
+
+    def h2o_join(self, inp: StageInput, question: str) -> pd.DataFrame | Held:
+        """x joined with the question's right table on its key, how (stages.H2O_JOIN_QUESTIONS):
+        every x column, then the right table's v2 (stages.H2O_JOIN_ANSWER)."""
         table, key, how = H2O_JOIN_QUESTIONS[question]
-        return self._df(f"SELECT count(*) AS rows, sum(x.v1) AS sum_v1, sum(r.v2) AS sum_v2 "
-                        f"FROM {self._scan(inp)} x {how.upper()} JOIN {self._scan(inp.extra[table])} r "
-                        f"ON x.{key} = r.{key}")
+        columns = ", ".join(f"x.{c}" if c in H2O_JOIN_X else f"r.{c}" for c in H2O_JOIN_ANSWER)
+        return self._answer("h2o_join", question,
+                            f"SELECT {columns} FROM {self._scan(inp)} x {how.upper()} JOIN "
+                            f"{self._scan(inp.extra[table])} r ON x.{key} = r.{key}")
 
     # -- joins on users -------------------------------------------------------------
     def join_dim(self, inp: StageInput) -> pd.DataFrame:

@@ -1,18 +1,25 @@
 """Dask db-benchmark (see scalebench.stages): the ten groupby questions, one function each in
-GROUPBY_QUESTIONS, and the five join questions served by one merge (JOIN_QUESTIONS)."""
+GROUPBY_QUESTIONS, and the five join questions served by one merge (JOIN_QUESTIONS).
+
+Answers are materialised inside the timer as db-benchmark's dask does: a small answer is
+computed to the driver (.compute()); a large one (answers.held: q10 and the joins, about one
+row per input row) is persisted in the cluster, waited for and counted there, and handed back as
+an answers.Held whose fetch computes it to the driver and whose release cancels its futures."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
 import dask.dataframe as dd
+import distributed
 import pandas as pd
 from dask.utils import get_default_shuffle_method
 
+from scalebench.answers import Held, held
 from scalebench.engines.base import MissingQuery, StageInput
 from scalebench.engines.dask.cluster import on_cluster
-from scalebench.engines.dask.read import DaskReader, one_row, plan
-from scalebench.stages import H2O_GROUPBY_QUESTIONS, H2O_JOIN_QUESTIONS
+from scalebench.engines.dask.read import DaskReader, plan
+from scalebench.stages import H2O_JOIN_ANSWER, H2O_JOIN_QUESTIONS, h2o_groupby_answer
 
 TREE = "groupby.agg tree reduction"
 SPLIT_OUT = "groupby.agg split_out=True: hash shuffle of partial aggregates"
@@ -110,39 +117,85 @@ def _question(op: str, table: Mapping[str, Callable[..., object]], question: str
     return found
 
 
+def _tidy(question: str, res: dd.DataFrame) -> dd.DataFrame:
+    """The answer's columns in order (stages.h2o_groupby_answer): the group keys out of the
+    index, helper aggregates (q7's max and min) dropped. Lazy: Dask computes it with the rest."""
+    if any(name is not None for name in res._meta.index.names):
+        res = res.reset_index()
+    return res[list(h2o_groupby_answer(question))]
+
+
 class DaskDbBenchmark(DaskReader):
-    """db-benchmark groupby and join, answered with db-benchmark's checks computed by Dask."""
+    """db-benchmark groupby and join, each answer whole (collected, or persisted and held)."""
 
     @on_cluster
-    def h2o_groupby(self, inp: StageInput, question: str) -> pd.DataFrame:
-        """The question's groupby (GROUPBY_QUESTIONS), then db-benchmark's check computed by Dask
-        over the grouped result: its row count and the sum of each measure, all in one graph so
-        the groupby runs once (sums skip NaN, as q9 asks)."""
+    def h2o_groupby(self, inp: StageInput, question: str) -> pd.DataFrame | Held:
+        """The question's groupby (GROUPBY_QUESTIONS): the group keys, then the answer columns."""
         grouped = _question("h2o_groupby", GROUPBY_QUESTIONS, question)
         df = self._table(inp)
         res, idiom = grouped(df)
-        self.last_notes = {"partitions": df.npartitions, "idiom": idiom, **plan(res),
-                           "result_partitions": res.npartitions, "shuffle_method": get_default_shuffle_method()}
-        return one_row(rows=res.shape[0], **{c: res[c].sum() for c in H2O_GROUPBY_QUESTIONS[question]})
+        answer = _tidy(question, res)
+        self.last_notes = {"partitions": df.npartitions, "idiom": idiom, **plan(answer),
+                           "result_partitions": answer.npartitions, "shuffle_method": get_default_shuffle_method()}
+        return self._answer("h2o_groupby", question, answer)
 
     @on_cluster
-    def h2o_join(self, inp: StageInput, question: str) -> pd.DataFrame:
+    def h2o_join(self, inp: StageInput, question: str) -> pd.DataFrame | Held:
         """The question's join (JOIN_QUESTIONS: one merge serves all five)."""
         return _question("h2o_join", JOIN_QUESTIONS, question)(self, inp, question)
 
+    def _answer(self, op: str, question: str, frame: dd.DataFrame) -> pd.DataFrame | Held:
+        """A small answer computed to the driver; a large one (answers.held) persisted in the
+        cluster, waited for and counted from its persisted partitions: all inside the timer."""
+        if not held(op, question):
+            self.last_notes["answer"] = "collected to the driver (.compute())"
+            return frame.compute()
+        assert self._client is not None
+        client = self._client
+        persisted = frame.persist()
+        distributed.wait(persisted)
+        rows = len(persisted)
+        self.last_notes["answer"] = ("persisted in the cluster (persist(), wait()) and counted from its "
+                                     "partitions; fetched with .compute() after the timer")
+        return _held(client, persisted, rows)
 
-def _join(engine: DaskDbBenchmark, inp: StageInput, question: str) -> pd.DataFrame:
+
+def _held(client: distributed.Client, persisted: dd.DataFrame, rows: int) -> Held:
+    """A persisted answer: fetch computes it on this engine's client (the query's as_current()
+    is over by then); release cancels its futures once and drops the reference, and does nothing
+    after the client has closed (the futures went with it)."""
+    box: list[dd.DataFrame] = [persisted]
+
+    def fetch() -> pd.DataFrame:
+        if not box:
+            raise RuntimeError("the held Dask answer was already released")
+        with client.as_current():
+            return box[0].compute()
+
+    def release() -> None:
+        if box:
+            frame = box.pop()
+            if client.status == "running":
+                client.cancel(frame, reason="scalebench: held answer released")
+
+    return Held(rows=rows, fetch=fetch, release=release, where="persisted in the cluster")
+
+
+def _join(engine: DaskDbBenchmark, inp: StageInput, question: str) -> pd.DataFrame | Held:
     """x.merge(right) as a user writes it: Dask picks the strategy from the partition counts (a
     right table in one partition joins every x partition blockwise: a broadcast; else a hash
-    join by P2P shuffle), recorded in the notes."""
+    join by P2P shuffle), recorded in the notes. The right table is projected to its key and v2
+    first, as a user asking for x's columns and v2 writes it: db-benchmark merges the whole
+    tables, where right's other id columns collide with x's and come back suffixed (id4_x,
+    id4_y); the answer here is x's columns under their own names, then v2
+    (stages.H2O_JOIN_ANSWER). From Parquet, Dask then reads only those two columns of right."""
     table, key, how = H2O_JOIN_QUESTIONS[question]
     x, right = engine._table(inp), engine._table(inp.extra[table])
-    joined = x.merge(right, on=key, how=how)
-    answer = one_row(rows=joined.shape[0], sum_v1=joined["v1"].sum(), sum_v2=joined["v2"].sum())
+    joined = x.merge(right[[key, "v2"]], on=key, how=how)[list(H2O_JOIN_ANSWER)]
     engine.last_notes = {"partitions": {"x": x.npartitions, table: right.npartitions}, **plan(joined),
                          "shuffle_method": get_default_shuffle_method()}
-    return answer
+    return engine._answer("h2o_join", question, joined)
 
 
-JOIN_QUESTIONS: dict[str, Callable[[DaskDbBenchmark, StageInput, str], pd.DataFrame]] = dict.fromkeys(
+JOIN_QUESTIONS: dict[str, Callable[[DaskDbBenchmark, StageInput, str], pd.DataFrame | Held]] = dict.fromkeys(
     H2O_JOIN_QUESTIONS, _join)

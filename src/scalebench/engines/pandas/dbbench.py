@@ -1,6 +1,8 @@
 """pandas db-benchmark: the groupby questions as a pandas user writes them on a whole frame; beyond
 the budget, streamed as partial aggregates folded chunk by chunk or hash-partitioned to disk. The
-join questions are the joins family's merge (whole, chunked, or grace hash join)."""
+join questions are the joins family's merge (whole, chunked, or grace hash join). Answers are
+whole: a DataFrame in memory, or beyond the budget where even the answer would not fit (q10, the
+joins) Parquet files in a spill folder, held and read back after the timer."""
 
 from __future__ import annotations
 
@@ -9,10 +11,12 @@ from collections.abc import Callable
 
 import pandas as pd
 
+from scalebench import answers
+from scalebench.answers import Held
 from scalebench.engines.base import StageInput
-from scalebench.engines.pandas.joins import PandasJoins, join_totals
+from scalebench.engines.pandas.joins import PandasJoins, SpilledAnswer
 from scalebench.engines.pandas.read import working_bytes_per_row
-from scalebench.stages import H2O_GROUPBY_QUESTIONS, H2O_JOIN_QUESTIONS
+from scalebench.stages import H2O_JOIN_ANSWER, H2O_JOIN_QUESTIONS, H2O_JOIN_X, h2o_groupby_answer
 
 # db-benchmark groupby questions as named aggregations: (group keys, {answer column: (column, function)})
 H2O_ALL_IDS = ["id1", "id2", "id3", "id4", "id5", "id6"]
@@ -127,33 +131,33 @@ GROUPBY_QUESTIONS: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {
     "q1": _q1, "q2": _q2, "q3": _q3, "q4": _q4, "q5": _q5, "q6": _q6, "q7": _q7, "q8": _q8, "q9": _q9, "q10": _q10}
 
 
-def _h2o_summary(question: str, grouped: pd.DataFrame) -> pd.DataFrame:
-    """db-benchmark's check over the grouped result: its row count and each answer column's sum
-    (Series.sum skips NaN: q9's undefined r2, q6's sd of one-row groups)."""
-    return pd.DataFrame({"rows": [len(grouped)], **{c: [grouped[c].sum()] for c in H2O_GROUPBY_QUESTIONS[question]}})
-
-
-def _add_rows(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """One row: the column sums of one-row summaries, each column keeping its dtype."""
-    total = pd.concat(frames, ignore_index=True)
-    return pd.DataFrame({c: [total[c].sum()] for c in total.columns})
+def _tidy(question: str, answer: pd.DataFrame) -> pd.DataFrame:
+    """The answer's columns in order (stages.h2o_groupby_answer): group keys out of the index,
+    helper aggregates (q7's max and min, the streamed means' sums and counts) dropped."""
+    if any(name is not None for name in answer.index.names):
+        answer = answer.reset_index()
+    return answer[list(h2o_groupby_answer(question))].reset_index(drop=True)
 
 
 class PandasDbBenchmark(PandasJoins):
     """db-benchmark; a subclass of the joins family, whose merge answers the join questions."""
 
-    def h2o_groupby(self, inp: StageInput, question: str) -> pd.DataFrame:
+    def h2o_groupby(self, inp: StageInput, question: str) -> pd.DataFrame | Held:
         """Whole frame when it fits the budget. Beyond it, questions whose aggregates decompose
         stream (partials folded chunk by chunk); q6's exact median and q10's one group per row
-        or so hash-partition the rows on the group keys to disk and answer partition by partition."""
+        or so hash-partition the rows on the group keys to disk and answer partition by partition.
+        The answer is a DataFrame in memory, except q10's beyond the budget (about one row per
+        input row): written to Parquet partition by partition and held."""
         grouped = GROUPBY_QUESTIONS[question]
         keys, aggs = H2O_AGGS[question]
         columns = H2O_COLUMNS.get(question) or list(dict.fromkeys(keys + [c for c, _ in aggs.values()]))
-        if self._chunk_rows(inp, columns) is None:
-            return _h2o_summary(question, grouped(next(self._chunks(inp, columns))))
-        if question in H2O_STREAMED:
-            return _h2o_summary(question, self._h2o_streamed(inp, question, columns))
-        return self._h2o_partitioned(inp, question, columns)
+        whole = self._chunk_rows(inp, columns) is None
+        if not whole and question not in H2O_STREAMED:
+            return self._h2o_partitioned(inp, question, columns)
+        self.last_notes["answer"] = "in memory"
+        if whole:
+            return _tidy(question, grouped(next(self._chunks(inp, columns))))
+        return _tidy(question, self._h2o_streamed(inp, question, columns))
 
     def _h2o_streamed(self, inp: StageInput, question: str, columns: list[str]) -> pd.DataFrame:
         """Each chunk's partial aggregates (sums, counts, min, max; the two largest v3 per id6;
@@ -185,30 +189,48 @@ class PandasDbBenchmark(PandasJoins):
                 acc[out] = acc[f"{out}_sum"] / acc[f"{out}_n"]
         return _finish(question, acc)
 
-    def _h2o_partitioned(self, inp: StageInput, question: str, columns: list[str]) -> pd.DataFrame:
+    def _h2o_partitioned(self, inp: StageInput, question: str, columns: list[str]) -> pd.DataFrame | Held:
         """Rows hash-partitioned on the group keys to disk; every group lies in one partition, so
-        each partition is answered whole and the one-row summaries add up."""
+        each partition is answered whole. q6's answers (one row per id4, id5) are concatenated in
+        memory; q10's (about one row per input row) are written to Parquet, one file per
+        partition, in a private spill folder and held."""
         keys, _ = H2O_AGGS[question]
         parts = self._partitions(inp.rows * working_bytes_per_row(inp.dataset, columns))
         self.last_notes.update(mode="partitioned", partitions=parts, chunks=0)
         spill = self._spill_dir()
+        answer = SpilledAnswer(self._spill_dir()) if answers.held("h2o_groupby", question) else None
+        pieces = []
         try:
             self._scatter(inp, columns, keys, parts, spill, "p")
-            summaries = [_h2o_summary(question, GROUPBY_QUESTIONS[question](pd.read_parquet(folder)))
-                         for folder in sorted(spill.iterdir())]
+            for folder in sorted(spill.iterdir()):
+                piece = _tidy(question, GROUPBY_QUESTIONS[question](pd.read_parquet(folder)))
+                if answer is None:
+                    pieces.append(piece)
+                else:
+                    answer.add(piece)
+        except BaseException:
+            if answer is not None:
+                answer.release()
+            raise
         finally:
             shutil.rmtree(spill, ignore_errors=True)
-        return _add_rows(summaries)
+        if answer is None:
+            self.last_notes["answer"] = "in memory"
+            return pd.concat(pieces, ignore_index=True)
+        self.last_notes["answer"] = ("written to Parquet partition by partition in a spill folder; "
+                                     "read back after the timer")
+        return answer.held("Parquet files in a spill folder")
 
-    def h2o_join(self, inp: StageInput, question: str) -> pd.DataFrame:
-        """The question's right table, key and how (stages.H2O_JOIN_QUESTIONS) merged, totals added up."""
+    def h2o_join(self, inp: StageInput, question: str) -> pd.DataFrame | Held:
+        """x merged with the question's right table (its key and v2) on its key, how
+        (stages.H2O_JOIN_QUESTIONS): every x column, then v2."""
         return JOIN_QUESTIONS[question](self, inp, question)
 
 
-def _h2o_join(engine: PandasJoins, inp: StageInput, question: str) -> pd.DataFrame:
-    """Every join question: x merged with its right table on the question's key (_join_agg)."""
+def _h2o_join(engine: PandasJoins, inp: StageInput, question: str) -> pd.DataFrame | Held:
+    """Every join question: x merged with its right table on the question's key (_join_rows)."""
     table, key, how = H2O_JOIN_QUESTIONS[question]
-    return engine._join_agg(inp, inp.extra[table], key, how, [key, "v1"], [key, "v2"], join_totals("v1", "v2"))
+    return engine._join_rows(inp, inp.extra[table], key, how, list(H2O_JOIN_X), [key, "v2"], list(H2O_JOIN_ANSWER))
 
 
-JOIN_QUESTIONS: dict[str, Callable[..., pd.DataFrame]] = dict.fromkeys(H2O_JOIN_QUESTIONS, _h2o_join)
+JOIN_QUESTIONS: dict[str, Callable[..., pd.DataFrame | Held]] = dict.fromkeys(H2O_JOIN_QUESTIONS, _h2o_join)

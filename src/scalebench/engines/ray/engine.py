@@ -25,12 +25,13 @@ IDIOMS: dict[str, str] = {
     "sample_users": "ray-data: random_sample(fraction, seed) + limit (preserve_order)",
     "grid_map": "joblib ray backend (ray.util.joblib, pool of Ray actors); Ray tasks on one core",
     "predict": "ray-data: map_batches(pandas, model in fn_kwargs) writing one Parquet file per batch",
-    **{f"h2o_groupby_q{i}": "ray-data: groupby().aggregate (hash shuffle), Dataset.aggregate for the sums"
-       for i in (1, 2, 3, 4, 5, 7, 10)},
-    "h2o_groupby_q6": "ray-data: groupby().aggregate(Quantile(0.5), Std(ddof=1)), Dataset.aggregate",
-    "h2o_groupby_q8": "ray-data: map_batches(top-2 per block), repartition(keys=id6), map_batches(top-2)",
-    "h2o_groupby_q9": "ray-data: map_batches(products), groupby().aggregate(sums), map_batches(r2)",
-    **{f"h2o_join_q{i}": "ray-data: Dataset.join (hash shuffle of both sides), Dataset.aggregate"
+    **{f"h2o_groupby_q{i}": "ray-data: groupby().aggregate (hash shuffle), to_pandas()" for i in (1, 2, 3, 4, 5, 7)},
+    "h2o_groupby_q10": "ray-data: groupby().aggregate (hash shuffle), materialize() and count()",
+    "h2o_groupby_q6": "ray-data: groupby().aggregate(Quantile(0.5), Std(ddof=1)), to_pandas()",
+    "h2o_groupby_q8": "ray-data: map_batches(top-2 per block), repartition(keys=id6), map_batches(top-2), to_pandas()",
+    "h2o_groupby_q9": "ray-data: map_batches(complete pairs, products), groupby().aggregate(sums), map_batches(r2), "
+                      "to_pandas()",
+    **{f"h2o_join_q{i}": "ray-data: Dataset.join (hash shuffle of both sides), materialize() and count()"
        for i in range(1, 6)},
     "join_dim": "ray-data: map_batches(pyarrow join, dimension in fn_kwargs: broadcast), groupby().aggregate",
     "join_large": "ray-data: Dataset.join(inner, hash shuffle on id), groupby().aggregate",
