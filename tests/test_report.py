@@ -187,3 +187,21 @@ def test_a_real_saved_run_works_with_both_tools(tmp_path, data_dir):
     assert "duckdb-groupby-age-parquet-w2" in c.stdout
     assert main(["report", str(saved), "-o", str(tmp_path / "rep")]) == 0
     assert "| groupby-id_bucket |" in flat((tmp_path / "rep" / "report.md").read_text())
+
+
+def test_the_report_keeps_storage_and_memory_cells_apart(tmp_path):
+    """A cell measured with --io memory is its own row, labelled so, never averaged with storage."""
+    from scalebench.report.load import load_run
+
+    stored, loaded = _bench("dask", "groupby-age", 2, 0.3), _bench("dask", "groupby-age", 2, 0.1)
+    loaded["name"] = loaded["name"].replace("parquet", "parquet-memory")
+    loaded["fullname"] = loaded["fullname"].replace("parquet", "parquet-memory")
+    loaded["extra_info"]["io"] = "memory"
+    path = tmp_path / "modes.json"
+    path.write_text(json.dumps({"machine_info": {}, "commit_info": {}, "benchmarks": [stored, loaded],
+                                "datetime": "2026-12-04T00:00:00", "version": "5.2.3"}))
+    frame = load_run(path).set_index("format")
+    assert frame.loc["parquet", "median_s"] == pytest.approx(0.3)
+    assert frame.loc["parquet in memory", "median_s"] == pytest.approx(0.1)
+    assert main(["report", str(path), "-o", str(tmp_path / "out")]) == 0
+    assert "parquet in memory" in (tmp_path / "out" / "report.md").read_text()

@@ -36,6 +36,12 @@ def _query(info: dict, bench: dict) -> str:
     return what or bench.get("name")
 
 
+def input_label(fmt: str | None, io: str | None) -> str | None:
+    """The format a report groups cells by, with the input mode when it is not the default: cells
+    read from storage and cells loaded into the engine first (--io memory) are never one row."""
+    return f"{fmt} in memory" if fmt and io == "memory" else fmt
+
+
 class ReportError(ValueError):
     """A file that is not a pytest-benchmark JSON run; the message names it."""
 
@@ -74,7 +80,8 @@ def load_run(path: Path | str, *, with_rounds: bool = False) -> pd.DataFrame:
             "run": path.stem, "family": family(info, b.get("group")), "name": b.get("fullname") or b.get("name"),
             "group": b.get("group"), "engine": info.get("engine"), "stage": info.get("stage"),
             "query": _query(info, b),
-            "format": info.get("format"), "rows": info.get("rows"), "workers": info.get("workers"),
+            "format": input_label(info.get("format"), info.get("io")), "rows": info.get("rows"),
+            "workers": info.get("workers"),
             "median_s": stats.get("median"), "iqr_s": stats.get("iqr"), "min_s": stats.get("min"),
             "max_s": stats.get("max"), "rounds": stats.get("rounds"), "cold_s": info.get("cold_s"),
             "throughput_rows_per_s": info.get("throughput_rows_per_s"), "peak_tree_bytes": peak,
@@ -86,7 +93,7 @@ def load_run(path: Path | str, *, with_rounds: bool = False) -> pd.DataFrame:
         rows.append({
             "run": path.stem, "family": "stage", "name": c.get("fullname"), "info": c,
             "engine": c.get("engine"), "stage": c.get("stage"), "query": f"{c.get('stage')}-{c.get('query')}",
-            "format": c.get("format"), "rows": c.get("rows"), "workers": c.get("workers"),
+            "format": input_label(c.get("format"), c.get("io")), "rows": c.get("rows"), "workers": c.get("workers"),
             "budget_bytes": c.get("memory_budget_bytes"), "outcome": c.get("outcome"), "detail": c.get("detail"),
         })
     frame = pd.DataFrame(rows, columns=[*COLUMNS, "round_times_s"] if with_rounds else COLUMNS)

@@ -16,7 +16,7 @@ from dask.utils import get_default_shuffle_method
 
 from scalebench.datasets.schemas import POINTS_SCHEMA, USERS_SCHEMA, schema_for
 from scalebench.engines.base import StageInput
-from scalebench.engines.dask.cluster import CSV_BLOCKSIZE_MAX, CSV_BLOCKSIZE_MIN, DaskCluster
+from scalebench.engines.dask.cluster import CSV_BLOCKSIZE_MAX, CSV_BLOCKSIZE_MIN, DaskCluster, on_cluster
 from scalebench.inputs import normalise_name
 
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -98,7 +98,11 @@ class DaskReader(DaskCluster):
 
     def _read(self, inp: StageInput, columns: tuple[str, ...], dtypes: dict[str, str],
               dates: tuple[str, ...] = ()) -> dd.DataFrame:
-        """A lazy frame with normalised column names and the documented types."""
+        """A lazy frame with normalised column names and the documented types (--io memory: the
+        persisted frame load() made)."""
+        loaded = self.loaded(inp)
+        if loaded is not None:
+            return loaded
         if inp.format == "csv":
             raw = _csv_header(inp.path)
             names = renames(inp.path, raw, columns)
@@ -122,6 +126,17 @@ class DaskReader(DaskCluster):
             raise ValueError(f"{inp.path}: unknown input format {inp.format!r} (csv or parquet)")
         if any(k != v for k, v in names.items()):
             df = df.rename(columns=names)
+        return df
+
+    @on_cluster
+    def _load_table(self, inp: StageInput) -> dd.DataFrame:
+        """--io memory: the table read as the queries read it, persisted on the workers and waited
+        for, as db-benchmark's Dask script does (persist())."""
+        from distributed import wait
+
+        reader = {"users": self._users, "points": self._points}.get(inp.dataset, self._table)
+        df = reader(inp).persist()
+        wait(df)
         return df
 
     def _note(self, df: dd.DataFrame, shuffle: str | None) -> None:

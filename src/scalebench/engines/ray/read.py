@@ -51,6 +51,9 @@ class RayReader(RayCluster):
         # this (default 200: 200 tiny files for 1M rows) when that is unknown; size it like
         # our other shuffles. Datasets copy the current DataContext, so it binds this query.
         ray.data.DataContext.get_current().default_hash_shuffle_parallelism = self._partitions(inp)
+        loaded = self.loaded(inp)
+        if loaded is not None:  # --io memory: the materialized dataset load() made
+            return loaded if columns is None else loaded.select_columns(columns)
         schema = _schema(inp.dataset)
         if inp.format == "parquet":
             ds = ray.data.read_parquet(str(inp.path), file_extensions=["parquet"])
@@ -68,6 +71,10 @@ class RayReader(RayCluster):
         convert = pacsv.ConvertOptions(column_types=types, include_columns=include,
                                        strings_can_be_null=False)
         return ray.data.read_csv(str(inp.path), convert_options=convert, file_extensions=None)
+
+    def _load_table(self, inp: StageInput) -> ray.data.MaterializedDataset:
+        """--io memory: every column read and materialized in the object store (Dataset.materialize)."""
+        return self._read(inp).materialize()
 
     def _partitions(self, inp: StageInput, minimum: int | None = None) -> int:
         """Shuffle partitions: about ROWS_PER_SHUFFLE_PARTITION rows each, at least one per core."""

@@ -109,7 +109,11 @@ class SparkReader(SparkCluster):
     """Reading inputs into DataFrames and bringing answers back, shared by every stage family."""
 
     def _read(self, inp: StageInput) -> DataFrame:
-        """One dataset as a DataFrame: CSV with the explicit schema, or the Parquet folder."""
+        """One dataset as a DataFrame: CSV with the explicit schema, or the Parquet folder (--io
+        memory: the cached DataFrame load() made)."""
+        loaded = self.loaded(inp)
+        if loaded is not None:
+            return loaded
         reader = self._session.read
         if inp.format == "csv":
             # enforceSchema=False: a header that does not match the schema is an error
@@ -123,6 +127,16 @@ class SparkReader(SparkCluster):
             files = [str(f) for f in inp.files] or [str(inp.path)]
             return reader.parquet(*files)
         raise ValueError(f"spark: unknown input format {inp.format!r} for {inp.path}")
+
+    def _load_table(self, inp: StageInput) -> DataFrame:
+        """--io memory: cache() and count(), as db-benchmark's Spark script loads its table; the
+        queries then plan over the in-memory relation (InMemoryTableScan)."""
+        df = self._read(inp).cache()
+        df.count()
+        return df
+
+    def _unload_table(self, held: DataFrame) -> None:
+        held.unpersist(blocking=True)
 
     @staticmethod
     def _collect(df: DataFrame) -> pd.DataFrame:
