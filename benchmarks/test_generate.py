@@ -10,6 +10,7 @@ Parquet writer in worker processes, chunk by chunk, memory flat.
 from __future__ import annotations
 
 import shutil
+import statistics
 import time
 
 import numpy as np
@@ -23,7 +24,9 @@ from scalebench.measure.memory import TreeSampler
 pytestmark = pytest.mark.generate
 STUDY_CHUNK = 1_000_000
 STUDY_MAX_ROWS = 20_000_000
-GEN_ROUNDS = 3  # the median of three: the first write of a session can meet a cold page cache
+GEN_ROUNDS = 3
+"""Every method's rounds: the median of three, since the first write of a session can meet a cold
+page cache."""
 
 
 def study_method(path, rows: int, seed: int = 42) -> None:
@@ -41,15 +44,46 @@ def rates():
     return {}
 
 
-def _measure(benchmark, fn, rows: int, rates: dict, key: str, rounds: int = 1):
-    with TreeSampler(interval=0.05) as mem:
+def _count_rows(path) -> int:
+    """Data rows of a CSV with a header, counted in 16 MiB blocks (untimed check)."""
+    lines = 0
+    with open(path, "rb") as f:
+        while block := f.read(1 << 24):
+            lines += block.count(b"\n")
+    return lines - 1
+
+
+def _measure(benchmark, fn, check, clean, rows: int, rates: dict, key: str) -> float:
+    """GEN_ROUNDS timed rounds for every method, the same way: the output removed before each
+    round (pedantic's setup) and checked after it (teardown), both outside the timer and the
+    memory sampler. With --benchmark-disable, one checked run."""
+    made: dict = {}
+    took: list[float] = []
+    mem = TreeSampler(interval=0.05)
+
+    def before() -> None:
+        clean()
+        mem.start()
+
+    def timed() -> None:
         started = time.perf_counter()
-        benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=0)
-        elapsed = (time.perf_counter() - started) / rounds
+        made["result"] = fn()
+        took.append(time.perf_counter() - started)
+
+    def after() -> None:
+        mem.stop()
+        check(made.pop("result"))
+
+    try:
+        benchmark.pedantic(timed, setup=before, teardown=after, rounds=GEN_ROUNDS, iterations=1, warmup_rounds=0)
+    finally:
+        mem.stop()
+    if "result" in made:  # disabled: pedantic ran once and skips teardown
+        check(made.pop("result"))
     # pytest-benchmark's own figure when it measured; ours when it is disabled (--benchmark-disable)
-    seconds = benchmark.stats.stats.median if benchmark.stats else elapsed
+    seconds = benchmark.stats.stats.median if benchmark.stats else statistics.median(took)
     rates[key] = rows / seconds
-    benchmark.extra_info.update({"rows": rows, "rows_per_s": rates[key], **mem.summary()})
+    benchmark.extra_info.update({"rows": rows, "rows_per_s": rates[key], "rounds": len(took), **mem.summary()})
     return seconds
 
 
@@ -59,21 +93,32 @@ def test_generate_points(benchmark, method, gen_rows, tmp_path, rates):
     if method == "study-pandas-to_csv":
         if gen_rows > STUDY_MAX_ROWS:
             pytest.skip(f"the study's method needs minutes at {gen_rows:,} rows; compare at 10M")
-        _measure(benchmark, lambda: study_method(tmp_path / "large_data.csv", gen_rows), gen_rows, rates, method)
-        benchmark.extra_info["bytes"] = (tmp_path / "large_data.csv").stat().st_size
+        path = tmp_path / "large_data.csv"
+
+        def check_study(_) -> None:
+            assert _count_rows(path) == gen_rows, (path, gen_rows)
+
+        _measure(benchmark, lambda: study_method(path, gen_rows), check_study,
+                 lambda: path.unlink(missing_ok=True), gen_rows, rates, method)
+        benchmark.extra_info.update({"bytes": path.stat().st_size, "check": f"{gen_rows:,} data rows written"})
         return
     fmt = method.split("-")[1]
     made = {}
 
     def generate():
-        shutil.rmtree(tmp_path / "d", ignore_errors=True)
-        made["data"] = ensure("points", gen_rows, fmt, data_dir=tmp_path / "d", workers=2)
+        return ensure("points", gen_rows, fmt, data_dir=tmp_path / "d", workers=2)
 
-    seconds = _measure(benchmark, generate, gen_rows, rates, method, rounds=GEN_ROUNDS)
+    def check_ours(data) -> None:
+        files = data.files()
+        assert data.rows == gen_rows and files and all(f.exists() for f in files), (data.rows, gen_rows, files)
+        made["data"] = data
+
+    seconds = _measure(benchmark, generate, check_ours, lambda: shutil.rmtree(tmp_path / "d", ignore_errors=True),
+                       gen_rows, rates, method)
     data = made["data"]
-    assert data.rows == gen_rows
     study = rates.get("study-pandas-to_csv")
     benchmark.extra_info.update({
         "format": fmt, "bytes": data.bytes, "mb_per_s": data.bytes / 1e6 / seconds, "processes": 2,
+        "check": f"{gen_rows:,} rows in the manifest, files present",
         "speedup_vs_study_method": rates[method] / study if study else None,
     })

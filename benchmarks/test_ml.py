@@ -18,23 +18,18 @@ import pytest
 from scalebench import ml
 from scalebench.engines import ClusterSpec, engine_class
 from scalebench.engines.base import NotApplicable
+from scalebench.measure.rounds import PausableClock, benchmark_checked, clear, median_of
 from scalebench.runner import stage_input
 
 ML_ENGINES = ("pandas", "dask", "ray", "spark")
 
 
-def _pedantic(benchmark, fn, rounds: int):
-    """Cold run (returned and recorded), then timed rounds; returns (cold result, cold seconds).
-    With --benchmark-disable (the tests) the cold run is the only run."""
-    started = time.perf_counter()
-    if getattr(benchmark, "disabled", False):
-        result = benchmark.pedantic(fn, rounds=1, iterations=1)
-        return result, time.perf_counter() - started
-    result = fn()
-    cold = time.perf_counter() - started
-    benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=0)
-    benchmark.extra_info["cold_s"] = cold
-    return result, cold
+def _measure(benchmark, settings, fn, check, name: str, **options) -> dict:
+    """The one way every ML benchmark is run and recorded: scalebench.measure.rounds.benchmark_checked
+    (cold run, timed rounds, each result checked outside the timer, tree memory, driver heap)."""
+    _, info = benchmark_checked(benchmark, fn, check, settings.ml_rounds, measure=settings.measure,
+                                heap_name=name, **options)
+    return info
 
 
 def _engine(clusters, name: str, workers: int, settings):
@@ -67,13 +62,20 @@ def test_logreg(benchmark, engine_name, fmt, workers, settings, clusters, datase
     data = datasets.get("points", fmt)
     inp = stage_input(data)
     benchmark.group = f"logreg {fmt} {data.rows:,} rows"
-    fit, _ = _pedantic(benchmark, lambda: engine.logreg(inp), settings.ml_rounds)
-    reference = logreg_references(data)
-    worst = ml.check_logreg(fit, reference, engine_name)
+    reference = logreg_references(data)  # before the sampler: the reference is not the engine's
+    fits: list[ml.Fit] = []
+
+    def check(fit: ml.Fit) -> str:
+        worst = ml.check_logreg(fit, reference, engine_name)
+        fits.append(fit)
+        return f"coefficients within {ml.LOGREG_COEF_TOL:g} of the reference fit (worst {worst:.1e})"
+
+    info = _measure(benchmark, settings, lambda: engine.logreg(inp), check, f"{engine_name}-logreg-{fmt}",
+                    engines=[engine])
     benchmark.extra_info.update({**engine.describe(), "stage": "logreg", "query": "points", "format": fmt,
-                                 "rows": data.rows, "bytes": data.bytes, **fit.info(),
-                                 "check": f"coefficients within {ml.LOGREG_COEF_TOL:g} of the reference fit "
-                                          f"(worst {worst:.1e})", "notes": dict(engine.last_notes)})
+                                 "rows": data.rows, "bytes": data.bytes, **fits[0].info(),
+                                 "throughput_rows_per_s": data.rows / info["median_s"],
+                                 "notes": dict(engine.last_notes)})
 
 
 @pytest.fixture(scope="session")
@@ -88,19 +90,32 @@ def test_tune(benchmark, engine_name, mode, settings, clusters, datasets, tmp_pa
     data = datasets.get("users", "parquet")
     inp = stage_input(data)
     benchmark.group = f"tune {settings.tune_rows:,}-row sample"
-    result, _ = _pedantic(benchmark, lambda: engine.tune(inp, tmp_path / "model", settings.tune_rows,
-                                                         mode == "distributed", settings.seed), settings.ml_rounds)
-    assert result.fits == 24 and math.isfinite(result.test_mse)
-    ml.load_model(tmp_path / "model")  # saved, and loads back
-    if mode == "serial":
-        serial_tunes[engine_name] = result
-    else:  # distributing the 24 fits must not change the answer
-        serial = serial_tunes.get(engine_name) or engine.tune(inp, tmp_path / "serial", settings.tune_rows, False,
-                                                              settings.seed)
+    model = tmp_path / "model"
+    distributed = mode == "distributed"
+    if distributed and engine_name not in serial_tunes:  # the answer to compare with, untimed
+        serial_tunes[engine_name] = engine.tune(inp, tmp_path / "serial", settings.tune_rows, False, settings.seed)
+        engine.last_notes = {}
+    results: list[ml.TuneResult] = []
+
+    def check(result: ml.TuneResult) -> str:
+        assert result.fits == 24 and math.isfinite(result.test_mse), result
+        ml.load_model(model)  # saved, and loads back
+        results.append(result)
+        if not distributed:
+            return "24 fits, finite test MSE, the saved model loads back"
+        serial = serial_tunes[engine_name]  # distributing the 24 fits must not change the answer
         assert result.best_params == serial.best_params and result.cv_mse == serial.cv_mse, (result, serial)
-        benchmark.extra_info["same_as_serial"] = True
+        return "24 fits, finite test MSE, the saved model loads back; best parameters and CV MSE equal to serial"
+
+    info = _measure(benchmark, settings,
+                    lambda: engine.tune(inp, model, settings.tune_rows, distributed, settings.seed), check,
+                    f"{engine_name}-tune-{mode}", engines=[engine], prepare=lambda: clear(model))
+    if not distributed:
+        serial_tunes[engine_name] = results[0]
     benchmark.extra_info.update({**engine.describe(), "stage": "tune", "query": mode, "rows": data.rows,
-                                 **result.info(), "notes": dict(engine.last_notes)})
+                                 **results[0].info(), "same_as_serial": True if distributed else None,
+                                 "fits_per_s": results[0].fits / info["median_s"],
+                                 "notes": dict(engine.last_notes)})
 
 
 @pytest.fixture(scope="session")
@@ -128,10 +143,14 @@ def expected_predictions(inp, model_dir) -> tuple[int, float]:
     return rows, total
 
 
-def check_predictions(out, inp, model_dir, csv_out=None) -> dict:
-    """Exactly one row per input row, predictions equal to the model's; the CSV copy equal too."""
+PREDICT_CHECK = "one row per input row, prediction sum equal to the saved model's in the driver (rtol 1e-9)"
+
+
+def check_predictions(out, inp, model_dir, csv_out=None, expected: tuple[int, float] | None = None) -> dict:
+    """Exactly one row per input row, predictions equal to the model's; the CSV copy equal too.
+    `expected` is expected_predictions(inp, model_dir) when already known."""
     written = pd.read_parquet(out)
-    want_rows, want_sum = expected_predictions(inp, model_dir)
+    want_rows, want_sum = expected or expected_predictions(inp, model_dir)
     assert list(written.columns)[:3] == ["id", "name", "prediction"], list(written.columns)
     assert len(written) == want_rows == inp.rows, (len(written), want_rows, inp.rows)
     assert np.isclose(np.nansum(written["prediction"]), want_sum, rtol=1e-9)
@@ -154,23 +173,27 @@ def test_predict(benchmark, engine_name, output, settings, clusters, datasets, t
     new = datasets.get("users", "parquet", seed_offset=1)  # new users the model has not seen
     inp = stage_input(new)
     out = tmp_path / "predictions"
-    csv_root = tmp_path / "csv" if output == "parquet+csv" else None
+    csv_out = tmp_path / "csv" if output == "parquet+csv" else None
     benchmark.group = f"predict to {output} {new.rows:,} rows"
-    runs = iter(range(10**6))
+    expected = expected_predictions(inp, trained_model)  # once, before the sampler: the driver's, not the engine's
+    found: dict = {}
 
-    def predict():
-        run = str(next(runs))
-        engine.predict(inp, trained_model, out / run, csv_root and csv_root / run)
+    def check(_) -> str:
+        found.update(check_predictions(out, inp, trained_model, csv_out, expected))
+        return PREDICT_CHECK + ("; the CSV copy equal" if csv_out else "")
 
-    _, cold = _pedantic(benchmark, predict, settings.ml_rounds)
-    info = check_predictions(out / "0", inp, trained_model, csv_root and csv_root / "0")
-    median = benchmark.stats.stats.median if benchmark.stats else cold
-    benchmark.extra_info.update({**engine.describe(), "stage": "predict", "output": output, "rows": new.rows, **info,
-                                 "rows_per_s": new.rows / median, "notes": dict(engine.last_notes)})
+    info = _measure(benchmark, settings, lambda: engine.predict(inp, trained_model, out, csv_out), check,
+                    f"{engine_name}-predict-{output}", engines=[engine], prepare=lambda: clear(out, csv_out))
+    benchmark.extra_info.update({**engine.describe(), "stage": "predict", "output": output, "rows": new.rows,
+                                 **found, "rows_per_s": new.rows / info["median_s"], "notes": dict(engine.last_notes)})
 
 
 def test_pipeline(benchmark, pipeline, settings, clusters, datasets, tmp_path):
-    """The paper's integration: ETL in one framework writing Parquet, tune and predict in another."""
+    """The paper's integration: ETL in one framework writing Parquet, tune and predict in another.
+
+    Both clusters start before any timing and stay up side by side, so a round is the ETL and
+    the ML and nothing else. Only when the two cannot fit in memory together does each half run
+    on its own cluster, the switch between them paused out of the timing and recorded apart."""
     etl_name, ml_name = pipeline
     for name in pipeline:
         if name not in settings.engines:
@@ -178,29 +201,71 @@ def test_pipeline(benchmark, pipeline, settings, clusters, datasets, tmp_path):
     users = stage_input(datasets.get("users", "parquet"))
     new = stage_input(datasets.get("users", "parquet", seed_offset=1))
     benchmark.group = f"pipeline {users.rows:,} rows"
-    runs = iter(range(10**6))
-    timings: dict[str, float] = {}
+    workers = settings.workers[-1]
+    keys = [(etl_name, workers), (ml_name, workers)]
+    root = tmp_path / "run"
+    halves: dict[str, list[float]] = {"etl_s": [], "ml_s": [], "cluster_switch_s": []}
+    side_by_side = clusters.fits(keys)
+    up: dict = {}
+    if side_by_side:
+        up["etl"], up["ml"] = clusters.get_many(keys)  # started here, untimed, and kept up
+        clock = time.perf_counter
+        options = {"engines": list({id(e): e for e in up.values()}.values()), "prepare": lambda: clear(root)}
+    else:
+        clock = PausableClock()
 
-    def pipeline_run():
-        root = tmp_path / str(next(runs))
-        t0 = time.perf_counter()
-        etl = clusters.get(etl_name, settings.workers[-1])
-        t1 = time.perf_counter()
-        etl.etl_users(users, root / "clean")
-        t2 = time.perf_counter()
-        trainer = clusters.get(ml_name, settings.workers[-1])  # may stop the ETL cluster and start another
-        t3 = time.perf_counter()
-        clean = ml_input(root / "clean", users.rows)
-        result = trainer.tune(clean, root / "model", settings.tune_rows, True, settings.seed)
-        trainer.predict(new, root / "model", root / "predictions")
-        t4 = time.perf_counter()
-        timings.update(etl_s=t2 - t1, ml_s=t4 - t3, cluster_switch_s=(t1 - t0) + (t3 - t2))
-        return root, result
+        def prepare() -> None:
+            clear(root)
+            up["etl"] = clusters.get(etl_name, workers)
 
-    (root, result), _ = _pedantic(benchmark, pipeline_run, 1)
-    info = check_predictions(root / "predictions", new, root / "model")
-    benchmark.extra_info.update({"stage": "pipeline", "query": f"{etl_name}->{ml_name}", "rows": users.rows,
-                                 **timings, **result.info(), **info})
+        options = {"prepare": prepare,
+                   "pids": lambda: [pid for e in clusters.running.values() for pid in e.pids()]}
+
+    def switch() -> None:
+        """Only when the clusters cannot run side by side: paused out of the round's time."""
+        started = time.perf_counter()
+        with clock.paused():
+            up["ml"] = clusters.get(ml_name, workers)
+        halves["cluster_switch_s"].append(time.perf_counter() - started)
+
+    def pipeline_run() -> ml.TuneResult:
+        t0 = clock()
+        up["etl"].etl_users(users, root / "clean")
+        t1 = clock()
+        if not side_by_side:
+            switch()
+        t2 = clock()
+        result = up["ml"].tune(ml_input(root / "clean", users.rows), root / "model", settings.tune_rows, True,
+                               settings.seed)
+        up["ml"].predict(new, root / "model", root / "predictions")
+        t3 = clock()
+        halves["etl_s"].append(t1 - t0)
+        halves["ml_s"].append(t3 - t2)
+        return result
+
+    results: list[ml.TuneResult] = []
+    found: dict = {}
+
+    def check(result: ml.TuneResult) -> str:
+        assert result.fits == 24 and math.isfinite(result.test_mse), result
+        found.update(check_predictions(root / "predictions", new, root / "model"))
+        results.append(result)
+        return "tuned on the ETL output: 24 fits, finite test MSE; " + PREDICT_CHECK
+
+    starts = clusters.starts
+    info = _measure(benchmark, settings, pipeline_run, check, f"pipeline-{etl_name}-{ml_name}", clock=clock,
+                    **options)
+    if side_by_side:  # a timed region must never hold a cluster start
+        assert clusters.starts == starts, f"{clusters.starts - starts} cluster(s) started during the rounds"
+    # each half's median over the timed rounds (the cold run's when only the cold run ran)
+    timed = slice(1, 1 + info["rounds"]) if info["rounds"] else slice(0, 1)
+    benchmark.extra_info.update({
+        "stage": "pipeline", "query": f"{etl_name}->{ml_name}", "rows": users.rows, "workers": workers,
+        "memory_budget_bytes": settings.spec.memory_budget_bytes, "side_by_side": side_by_side,
+        "etl_engine": up["etl"].describe(), "ml_engine": up["ml"].describe(),
+        **{name: median_of(values[timed]) for name, values in halves.items()},
+        "cold_cluster_switch_s": halves["cluster_switch_s"][0] if halves["cluster_switch_s"] else None,
+        **results[0].info(), **found})
 
 
 def ml_input(folder, rows: int):
