@@ -75,7 +75,7 @@ def test_logreg(benchmark, engine_name, fmt, workers, settings, clusters, datase
     benchmark.extra_info.update({**engine.describe(), "stage": "logreg", "query": "points", "format": fmt,
                                  "rows": data.rows, "bytes": data.bytes, **fits[0].info(),
                                  "throughput_rows_per_s": data.rows / info["median_s"],
-                                 "notes": dict(engine.last_notes)})
+                                 "notes": engine.notes()})
 
 
 @pytest.fixture(scope="session")
@@ -115,7 +115,7 @@ def test_tune(benchmark, engine_name, mode, settings, clusters, datasets, tmp_pa
     benchmark.extra_info.update({**engine.describe(), "stage": "tune", "query": mode, "rows": data.rows,
                                  **results[0].info(), "same_as_serial": True if distributed else None,
                                  "fits_per_s": results[0].fits / info["median_s"],
-                                 "notes": dict(engine.last_notes)})
+                                 "notes": engine.notes()})
 
 
 @pytest.fixture(scope="session")
@@ -185,7 +185,7 @@ def test_predict(benchmark, engine_name, output, settings, clusters, datasets, t
     info = _measure(benchmark, settings, lambda: engine.predict(inp, trained_model, out, csv_out), check,
                     f"{engine_name}-predict-{output}", engines=[engine], prepare=lambda: clear(out, csv_out))
     benchmark.extra_info.update({**engine.describe(), "stage": "predict", "output": output, "rows": new.rows,
-                                 **found, "rows_per_s": new.rows / info["median_s"], "notes": dict(engine.last_notes)})
+                                 **found, "rows_per_s": new.rows / info["median_s"], "notes": engine.notes()})
 
 
 def test_pipeline(benchmark, pipeline, settings, clusters, datasets, tmp_path):

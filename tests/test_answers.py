@@ -92,6 +92,18 @@ def test_a_held_answer_is_fetched_once_and_released():
     assert released == [True, True]  # released even when the fetch disagrees
 
 
+def test_a_held_answer_is_released_once_and_never_fetched_after():
+    released = []
+    held = answers.Held(1, lambda: pd.DataFrame({"a": [1]}), lambda: released.append(True), where="test store")
+    answers.release(held)
+    held.release()
+    answers.release(held)
+    assert released == [True] and held.released
+    with pytest.raises(RuntimeError, match="test store.*already released"):
+        held.take()
+    assert released == [True]
+
+
 class _OffByOneDuckDB(DuckDBEngine):
     """DuckDB with one count too many in groupby-age: a reference that is wrong."""
 

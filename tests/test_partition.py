@@ -21,7 +21,7 @@ def test_partitioned_input_saves_the_shuffle(engine_name, clusters, datasets, re
         run.prepare()
         run()
         references.check(run, data)
-        notes[query.name] = dict(engine.last_notes)
+        notes[query.name] = engine.notes()
     plain, by_key = notes["groupby-unpartitioned"], notes["groupby-by_key"]
     print(f"\n{engine_name}: unpartitioned {plain}\n{engine_name}: by key {by_key}")
     if engine_name == "spark":  # the executed plans: hash exchanges of rows or partials

@@ -16,7 +16,6 @@ row's keys, so that a value under the wrong key, a key dropped or swapped, or a 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -38,19 +37,37 @@ def held(op: str, question: str | None) -> bool:
     return (op, question or "") in ANSWERS_HELD
 
 
-@dataclass
 class Held:
     """A large answer the engine materialised and counted inside the timer and still holds.
 
     `fetch` brings it to the driver as a pandas DataFrame and `release` frees it (unpersist, drop
     the table, remove the files); the check calls both outside the timer, release even when the
-    fetch fails."""
+    fetch fails. Release happens once, whoever calls it, and drops the engine's callbacks (and so
+    whatever frame they hold); a fetch after it is an error, never a silent recompute."""
 
-    rows: int
-    fetch: Callable[[], pd.DataFrame]
-    release: Callable[[], None] = field(default=lambda: None)
-    where: str = ""
-    """Where the engine holds it, for the notes: 'persisted in the cluster', 'DuckDB table', ..."""
+    def __init__(self, rows: int, fetch: Callable[[], pd.DataFrame],
+                 release: Callable[[], None] | None = None, where: str = "") -> None:
+        self.rows = rows
+        self.where = where
+        """Where the engine holds it, for the notes: 'persisted in the cluster', 'DuckDB table', ..."""
+        self._fetch: Callable[[], pd.DataFrame] | None = fetch
+        self._release = release
+
+    @property
+    def released(self) -> bool:
+        return self._fetch is None
+
+    def fetch(self) -> pd.DataFrame:
+        if self._fetch is None:
+            raise RuntimeError(f"the held answer ({self.where or 'engine'}) was already released")
+        return self._fetch()
+
+    def release(self) -> None:
+        if self._fetch is None:
+            return
+        free, self._fetch, self._release = self._release, None, None
+        if free is not None:
+            free()
 
     def take(self) -> pd.DataFrame:
         """Fetch, then release; the fetched frame must have the counted rows."""

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
                         run()
                         elapsed = time.perf_counter() - t
                         refs.check(run, data)
-                        print(f"  ok    {query.id:28s} {fmt:8s} {elapsed:8.3f} s  {engine.last_notes or ''}")
+                        print(f"  ok    {query.id:28s} {fmt:8s} {elapsed:8.3f} s  {engine.notes() or ''}")
                     except NotApplicable as exc:
                         print(f"  skip  {query.id:28s} {fmt:8s} {exc}")
                     except Exception as exc:  # report every query, not just the first

@@ -93,7 +93,9 @@ class QueryRun:
             raise
 
     def answer(self) -> pd.DataFrame:
-        """The last run's answer as a frame (a held one is fetched and released: ask once per run)."""
+        """The last run's answer as a frame (a held one is fetched and released: ask once per run).
+        The engine's notes are worked out first (base.Later), while what it holds still exists."""
+        self.engine.notes()
         result, self.result = self.result, None
         return answer_of(self.query, result, self.out if self.query.writes else None)
 
@@ -264,13 +266,10 @@ def benchmark_query(benchmark, run: QueryRun, data: StoredDataset, references: R
     """
     references.expected(run, data)  # before any sampling: the reference is not the engine's
 
-    def timed() -> None:
-        run()
-
     def check(_: object) -> str:
         return references.check(run, data)
 
-    _, measured = benchmark_checked(benchmark, timed, check, rounds, engines=[run.engine], prepare=run.prepare,
+    _, measured = benchmark_checked(benchmark, run, check, rounds, engines=[run.engine], prepare=run.prepare,
                                     measure=measure, heap_name=f"{run.engine.name}-{run.query.id}-{data.format}")
     run.discard()
     median = measured["median_s"]
@@ -280,7 +279,7 @@ def benchmark_query(benchmark, run: QueryRun, data: StoredDataset, references: R
         "format": data.format, "rows": data.rows, "bytes": data.bytes,
         "data_folder": str(data.folder), "seed": data.manifest["seed"], "io": io,
         "throughput_rows_per_s": data.rows / median, "throughput_mb_per_s": data.bytes / 1e6 / median,
-        "notes": dict(run.engine.last_notes),
+        "notes": run.engine.notes(),
         **measured,
     }
     if str(info.get("address", "")).startswith("in-process"):

@@ -140,6 +140,20 @@ class MissingQuery(LookupError):
     """An engine lacks a query of the catalogue: a bug in scalebench, never a skip."""
 
 
+@dataclass(frozen=True)
+class Later:
+    """A note worked out after the timer, not inside it (a plan walk is not the query's work):
+    put it in last_notes; Engine.notes() calls it and puts what it returns (a dict is merged) in
+    its place. The check resolves notes before it fetches or releases a held answer."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+
+
+def later(fn: Callable[..., Any], *args: Any) -> Later:
+    return Later(fn, args)
+
+
 class Engine(abc.ABC):
     """One framework. Subclasses implement start/stop and every stage query.
 
@@ -160,6 +174,19 @@ class Engine(abc.ABC):
         """What the last query did that a reader should know (mode, chunks, idiom)."""
         self._loaded: dict[Path, Any] = {}
         """--io memory: each loaded input's in-memory copy, by its path (see load)."""
+
+    def notes(self) -> dict[str, Any]:
+        """last_notes with every Later worked out (once: the results replace them)."""
+        resolved: dict[str, Any] = {}
+        for key, value in self.last_notes.items():
+            if isinstance(value, Later):
+                value = value.fn(*value.args)
+                if isinstance(value, dict):
+                    resolved.update(value)
+                    continue
+            resolved[key] = value
+        self.last_notes = resolved
+        return dict(resolved)
 
     # -- lifecycle -----------------------------------------------------------
     @abc.abstractmethod

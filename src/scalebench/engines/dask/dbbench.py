@@ -16,7 +16,7 @@ import pandas as pd
 from dask.utils import get_default_shuffle_method
 
 from scalebench.answers import Held, held
-from scalebench.engines.base import MissingQuery, StageInput
+from scalebench.engines.base import MissingQuery, StageInput, later
 from scalebench.engines.dask.cluster import on_cluster
 from scalebench.engines.dask.read import DaskReader, plan
 from scalebench.stages import H2O_JOIN_ANSWER, H2O_JOIN_QUESTIONS, h2o_groupby_answer
@@ -135,7 +135,7 @@ class DaskDbBenchmark(DaskReader):
         df = self._table(inp)
         res, idiom = grouped(df)
         answer = _tidy(question, res)
-        self.last_notes = {"partitions": df.npartitions, "idiom": idiom, **plan(answer),
+        self.last_notes = {"partitions": df.npartitions, "idiom": idiom, "plan": later(plan, answer),
                            "result_partitions": answer.npartitions, "shuffle_method": get_default_shuffle_method()}
         return self._answer("h2o_groupby", question, answer)
 
@@ -156,27 +156,23 @@ class DaskDbBenchmark(DaskReader):
         distributed.wait(persisted)
         rows = len(persisted)
         self.last_notes["answer"] = ("persisted in the cluster (persist(), wait()) and counted from its "
-                                     "partitions; fetched with .compute() after the timer")
+                                     "partitions; gathered to the driver after the timer")
         return _held(client, persisted, rows)
 
 
 def _held(client: distributed.Client, persisted: dd.DataFrame, rows: int) -> Held:
-    """A persisted answer: fetch computes it on this engine's client (the query's as_current()
-    is over by then); release cancels its futures once and drops the reference, and does nothing
-    after the client has closed (the futures went with it)."""
-    box: list[dd.DataFrame] = [persisted]
-
+    """A persisted answer. Fetch gathers its partitions to the driver one at a time and
+    concatenates them there: .compute() would first concatenate them in one task on one worker,
+    which for q10 at 1e7 rows (about 1 GiB) pauses a 2 GiB worker and never finishes. Release
+    cancels its futures (nothing to do once the client has closed: they went with it)."""
     def fetch() -> pd.DataFrame:
-        if not box:
-            raise RuntimeError("the held Dask answer was already released")
-        with client.as_current():
-            return box[0].compute()
+        futures = sorted(distributed.futures_of(persisted), key=lambda f: f.key[-1] if isinstance(f.key, tuple) else 0)
+        parts = [client.gather(future) for future in futures]
+        return pd.concat(parts, ignore_index=True) if parts else persisted._meta
 
     def release() -> None:
-        if box:
-            frame = box.pop()
-            if client.status == "running":
-                client.cancel(frame, reason="scalebench: held answer released")
+        if client.status == "running":
+            client.cancel(persisted, reason="scalebench: held answer released")
 
     return Held(rows=rows, fetch=fetch, release=release, where="persisted in the cluster")
 
@@ -192,7 +188,7 @@ def _join(engine: DaskDbBenchmark, inp: StageInput, question: str) -> pd.DataFra
     table, key, how = H2O_JOIN_QUESTIONS[question]
     x, right = engine._table(inp), engine._table(inp.extra[table])
     joined = x.merge(right[[key, "v2"]], on=key, how=how)[list(H2O_JOIN_ANSWER)]
-    engine.last_notes = {"partitions": {"x": x.npartitions, table: right.npartitions}, **plan(joined),
+    engine.last_notes = {"partitions": {"x": x.npartitions, table: right.npartitions}, "plan": later(plan, joined),
                          "shuffle_method": get_default_shuffle_method()}
     return engine._answer("h2o_join", question, joined)
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from dask.utils import get_default_shuffle_method
 
-from scalebench.engines.base import StageInput
+from scalebench.engines.base import StageInput, later
 from scalebench.engines.dask.cluster import on_cluster
 from scalebench.engines.dask.read import DaskReader, one_row, plan
 from scalebench.stages import SALT_BUCKETS
@@ -34,7 +34,7 @@ class DaskJoins(DaskReader):
                                            sum_weight=("weight", "sum"))
         out = res.compute().reset_index()
         self.last_notes = {"partitions": {"users": users.npartitions, "names_dim": dim.npartitions},
-                           **plan(joined), "idiom": "merge(broadcast=True)"}
+                           "plan": later(plan, joined), "idiom": "merge(broadcast=True)"}
         return out
 
     @on_cluster
@@ -50,7 +50,7 @@ class DaskJoins(DaskReader):
                                               sum_salary=("salary", "sum"))
         out = res.compute().reset_index()
         self.last_notes = {"partitions": {"users": users.npartitions, "accounts": accounts.npartitions},
-                           **plan(joined), "shuffle_method": get_default_shuffle_method()}
+                           "plan": later(plan, joined), "shuffle_method": get_default_shuffle_method()}
         return out
 
     # -- skew ------------------------------------------------------------------------
@@ -60,7 +60,7 @@ class DaskJoins(DaskReader):
         Dask has no other groupby skew remedy (its map-side combine is what salting imitates)."""
         keys, res = self.variant("skew_groupby", remedy)(self, inp)
         answer = one_row(groups=res.shape[0], rows=res["n"].sum(), sum_v=res["s"].sum(), max_count=res["n"].max())
-        self.last_notes = {"remedy": remedy, "partitions": keys.npartitions, **plan(res),
+        self.last_notes = {"remedy": remedy, "partitions": keys.npartitions, "plan": later(plan, res),
                            "result_partitions": res.npartitions,
                            "idiom": ("from_map(one bucket file per partition).map_partitions(groupby)"
                                      if remedy == "by_key" else
@@ -78,7 +78,7 @@ class DaskJoins(DaskReader):
         parts = {"keys": keys.npartitions, "keys_dim": dim.npartitions}
         joined = self.variant("skew_join", remedy)(self, keys, dim)
         answer = one_row(rows=joined.shape[0], sum_v=joined["v"].sum(), sum_w=joined["w"].sum())
-        self.last_notes = {"remedy": remedy, "partitions": parts, **plan(joined),
+        self.last_notes = {"remedy": remedy, "partitions": parts, "plan": later(plan, joined),
                            "result_partitions": joined.npartitions, "shuffle_method": get_default_shuffle_method(),
                            **({"salt_buckets": SALT_BUCKETS} if remedy == "salted" else {})}
         return answer

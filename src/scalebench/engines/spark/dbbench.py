@@ -20,7 +20,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from scalebench.answers import Held, held
-from scalebench.engines.base import StageInput
+from scalebench.engines.base import StageInput, later
 from scalebench.engines.spark.read import SparkReader, clear_errors
 from scalebench.stages import H2O_JOIN_ANSWER, H2O_JOIN_QUESTIONS, h2o_groupby_answer
 
@@ -140,21 +140,17 @@ class SparkDbBenchmark(SparkReader):
         except BaseException:
             _unpersist(df)
             raise
+        # the plan facts are worked out after the timer, before the release (QueryRun.answer)
         self.last_notes = {**notes, "answer": _PERSISTED, "shuffle_partitions": self.shuffle_partitions,
-                           **self._plan_facts(df)}
-        box: list[DataFrame] = [df]
+                           "plan": later(self._plan_facts, df)}
 
         def fetch() -> pd.DataFrame:
-            if not box:
-                raise RuntimeError("the held Spark answer was already released")
-            return self._collect(box[0])
+            return self._collect(df)
 
         def release() -> None:
-            """Unpersist once; nothing to free when the session that cached it has stopped."""
-            if box:
-                frame = box.pop()
-                if self.spark is session and self.alive():
-                    _unpersist(frame)
+            """Nothing to free when the session that cached it has stopped."""
+            if self.spark is session and self.alive():
+                _unpersist(df)
 
         return Held(rows=rows, fetch=fetch, release=release, where="persisted in the cluster")
 

@@ -30,7 +30,7 @@ from pyspark.sql.types import (
 )
 
 from scalebench.datasets.schemas import schema_for
-from scalebench.engines.base import StageInput
+from scalebench.engines.base import StageInput, later
 from scalebench.engines.errors import one_line, query_errors
 from scalebench.engines.spark.cluster import SparkCluster, quiet_pyspark
 
@@ -174,5 +174,5 @@ class SparkReader(SparkCluster):
     def _answer(self, df: DataFrame, notes: dict[str, Any]) -> pd.DataFrame:
         """Collect the small answer, then note what the executed plan did."""
         result = self._collect(df)
-        self.last_notes = {**notes, "shuffle_partitions": self.shuffle_partitions, **self._plan_facts(df)}
+        self.last_notes = {**notes, "shuffle_partitions": self.shuffle_partitions, "plan": later(self._plan_facts, df)}
         return result
