@@ -18,7 +18,16 @@ from scalebench.datasets import StoredDataset, ensure_partitioned
 from scalebench.engines import REFERENCE_ENGINE, ClusterSpec, Engine, engine_class
 from scalebench.engines.base import MissingQuery, NotApplicable, StageInput
 from scalebench.measure.rounds import benchmark_checked
-from scalebench.stages import DEFAULT_ZIPF, Query, WrongAnswer, answer_of, compare, normalise, resolve_dataset
+from scalebench.stages import (
+    DEFAULT_ZIPF,
+    Query,
+    WrongAnswer,
+    answer_of,
+    compare,
+    normalise,
+    resolve_dataset,
+    sorted_answer,
+)
 
 
 def stage_input(data: StoredDataset, extra: dict[str, StoredDataset] | None = None) -> StageInput:
@@ -116,15 +125,15 @@ class Expected:
 
     @classmethod
     def of(cls, query: Query, answer: pd.DataFrame, source: str) -> Expected:
-        if len(answer) <= WHOLE_ROWS_LIMIT:
-            return cls(answer, tuple(answer.columns), False, source)
+        if len(answer) <= WHOLE_ROWS_LIMIT:  # sorted once here, not at every round's check
+            return cls(sorted_answer(answer, query.keys), tuple(answer.columns), False, source)
         columns = tuple(answer.columns)
         return cls(keyed_summary(normalise(answer), query.keys), columns, True, source)
 
     def check(self, query: Query, got: pd.DataFrame) -> None:
         """Raise WrongAnswer unless `got` equals this reference (whole, or through its summary)."""
         if not self.summarised:
-            compare(query, got, self.frame)
+            compare(query, got, self.frame, presorted=True)
             return
         missing = [c for c in self.columns if c not in got.columns]
         if missing:
