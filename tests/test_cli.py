@@ -73,3 +73,4 @@ def test_disk_full_leaves_nothing_behind(tmp_path):
 def test_help_lists_examples():
     r = _run("generate", "--help")
     assert r.returncode == 0 and "--memory-multiple" in r.stdout and "examples:" in r.stdout
+    assert "20 % larger" in r.stdout and "%%" not in r.stdout  # the epilog is printed as written

@@ -16,7 +16,7 @@ EPILOG_GENERATE = """\
 examples:
   scalebench generate points --rows 10M --format csv,parquet
   scalebench generate users --rows paper                 # the paper's 30M-row users table
-  scalebench generate points --memory-multiple 1.2 --memory-budget 2GiB   # 20 %% larger than the budget
+  scalebench generate points --memory-multiple 1.2 --memory-budget 2GiB   # 20 % larger than the budget
 
 Datasets are cached under --data-dir by (dataset, rows, seed, generator version) and
 reused when their manifest and checksums still match; --force regenerates.
