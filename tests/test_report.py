@@ -186,7 +186,15 @@ def test_a_real_saved_run_works_with_both_tools(tmp_path, data_dir):
     assert c.returncode == 0, c.stderr
     assert "duckdb-groupby-age-parquet-w2" in c.stdout
     assert main(["report", str(saved), "-o", str(tmp_path / "rep")]) == 0
-    assert "| groupby-id_bucket |" in flat((tmp_path / "rep" / "report.md").read_text())
+    md = flat((tmp_path / "rep" / "report.md").read_text())
+    assert "| groupby-id_bucket |" in md
+    # every cell's CPU and cost, from its timed rounds, reported beside its time
+    for bench in json.loads(saved.read_text())["benchmarks"]:
+        info = bench["extra_info"]
+        assert len(info["tree_cpu_s_rounds"]) == len(info["round_times_s"]) == 2, bench["name"]
+        assert info["tree_cpu_s"] > 0 and info["gib_s"] > 0 and info["cost_per_query_usd"] > 0, bench["name"]
+        assert 0 < info["cpu_utilisation"] <= 1.5 and info["cores"] == 2, bench["name"]
+    assert "## What each query cost" in md and "of 2 |" in md
 
 
 def test_the_report_keeps_storage_and_memory_cells_apart(tmp_path):

@@ -17,6 +17,7 @@ from scalebench.answers import WHOLE_ROWS_LIMIT, keyed_summary, release
 from scalebench.datasets import StoredDataset, ensure_partitioned
 from scalebench.engines import REFERENCE_ENGINE, ClusterSpec, Engine, engine_class
 from scalebench.engines.base import MissingQuery, NotApplicable, StageInput
+from scalebench.measure.cost import Prices
 from scalebench.measure.rounds import benchmark_checked
 from scalebench.stages import (
     DEFAULT_ZIPF,
@@ -260,6 +261,8 @@ class Measure:
     """One extra, untimed run under memray for the driver's peak heap (when memray is installed)."""
     memray_dir: Path | None = None
     """Keep memray capture files here (for flame graphs); None discards them."""
+    prices: Prices = Prices()
+    """Turn CPU seconds and GiB-seconds into a cost per query (measure.cost)."""
 
 
 def benchmark_query(benchmark, run: QueryRun, data: StoredDataset, references: References,

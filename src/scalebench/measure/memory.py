@@ -25,6 +25,10 @@ from dataclasses import dataclass
 
 import psutil
 
+from scalebench.measure.cpu import CpuMeter
+
+GIB = 1 << 30
+
 
 def release_free_memory() -> None:
     """Collect garbage and hand the driver's free heap back to the kernel (glibc malloc_trim),
@@ -53,6 +57,17 @@ def tree_processes(extra_pids: Iterable[int] = ()) -> list[psutil.Process]:
         except psutil.Error:
             pass
     return list(procs.values())
+
+
+@dataclass(frozen=True)
+class Window:
+    """One start()..stop() of the sampler (a cold run, or one timed round)."""
+
+    wall_s: float
+    cpu_s: float
+    """User + system CPU seconds of the whole tree, less the sampler's own thread."""
+    gib_s: float
+    """Memory-time product: the tree's PSS integrated over the window, in GiB-seconds."""
 
 
 @dataclass(frozen=True)
@@ -122,12 +137,18 @@ class TreeSampler:
         self._rss_at_pss = 0
         self.cpu_s = 0.0
         """CPU time the sampling thread used: its cost, free of the noise in stage timings."""
+        self.cpu = CpuMeter()
+        self.windows: list[Window] = []
+        """Each start()..stop(): wall, tree CPU and GiB-seconds."""
+        self._window: tuple[float, int, float] = (0.0, 0, 0.0)  # start time, first sample, sampler CPU
 
     def _sample(self, full: bool = False) -> None:
         now = time.perf_counter()
         if full or now >= self._procs_due:
             self._procs = tree_processes(self.extra_pids())
             self._procs_due = now + self.slow_interval
+            if not full:  # start() and stop() read CPU themselves
+                self.cpu.read(self._procs)
         rss, n = _rss(self._procs)
         wanted = now >= self._pss_due or rss > self._rss_at_pss * self.NEW_HIGH
         if full or (wanted and now >= self._pss_allowed):
@@ -156,6 +177,8 @@ class TreeSampler:
             self._t0 = time.perf_counter()
         self._stop.clear()
         self._sample(full=True)
+        self.cpu.begin(self._procs)
+        self._window = (time.perf_counter(), len(self.samples) - 1, self.cpu_s)
         self._thread = threading.Thread(target=self._loop, name=self.THREAD_NAME, daemon=True)
         self._thread.start()
         return self
@@ -166,6 +189,10 @@ class TreeSampler:
             self._thread.join()
             self._thread = None
             self._sample(full=True)
+            started, first, sampler_cpu = self._window
+            cpu = self.cpu.end(self._procs) - (self.cpu_s - sampler_cpu)
+            self.windows.append(Window(time.perf_counter() - started, max(0.0, cpu),
+                                       _gib_s(self.samples[first:])))
 
     def __enter__(self) -> TreeSampler:
         return self.start()
@@ -200,3 +227,8 @@ class TreeSampler:
 
     def timeline(self) -> list[tuple[float, int]]:
         return [(round(s.t, 3), s.pss) for s in self.samples]
+
+
+def _gib_s(samples: list[Sample]) -> float:
+    """PSS integrated over time (trapezoids between samples), in GiB-seconds."""
+    return sum((b.t - a.t) * (a.pss + b.pss) / 2 for a, b in zip(samples, samples[1:], strict=False)) / GIB

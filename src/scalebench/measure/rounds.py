@@ -10,6 +10,7 @@ paused while they run, so neither the check's time nor its memory is counted.
 from __future__ import annotations
 
 import contextlib
+import os
 import statistics
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from scalebench.measure import heap
+from scalebench.measure.cost import cost_figures
 from scalebench.measure.memory import TreeSampler, release_free_memory
 
 
@@ -130,6 +132,10 @@ def benchmark_checked(benchmark, fn: Callable[[], Any], check: Callable[[Any], s
     }
     if sampler is not None:
         info.update(sampler.summary())
+        # the cold run is window 0; each timed round one more (without rounds, the cold run)
+        timed_windows = sampler.windows[1:rounds + 1] if recorded else sampler.windows[:1]
+        cores = sum(e.spec.cores for e in engines) or os.cpu_count() or 1
+        info.update(cost_figures(timed_windows, cores, measure.prices))
     if recorded and measure.memray and heap.available():
         if prepare is not None:
             prepare()

@@ -9,7 +9,8 @@ import pandas as pd
 
 COLUMNS = ["run", "family", "name", "group", "engine", "stage", "query", "format", "rows", "workers", "median_s",
            "iqr_s", "min_s", "max_s", "rounds", "cold_s", "throughput_rows_per_s", "peak_tree_bytes",
-           "added_tree_bytes", "spilled_bytes", "budget_bytes", "outcome", "detail", "info"]
+           "added_tree_bytes", "spilled_bytes", "budget_bytes", "cpu_s", "cpu_utilisation", "cores", "gib_s",
+           "cost_usd", "outcome", "detail", "info"]
 COMPLETED = "completed"
 """The outcome of a timed benchmark; the others ('out of memory', 'timed out') have no timing."""
 
@@ -86,7 +87,9 @@ def load_run(path: Path | str, *, with_rounds: bool = False) -> pd.DataFrame:
             "max_s": stats.get("max"), "rounds": stats.get("rounds"), "cold_s": info.get("cold_s"),
             "throughput_rows_per_s": info.get("throughput_rows_per_s"), "peak_tree_bytes": peak,
             "added_tree_bytes": info.get("peak_tree_added_bytes"), "spilled_bytes": info.get("spilled_bytes"),
-            "budget_bytes": info.get("memory_budget_bytes"), "outcome": COMPLETED, "detail": None, "info": info,
+            "budget_bytes": info.get("memory_budget_bytes"), "cpu_s": info.get("tree_cpu_s"),
+            "cpu_utilisation": info.get("cpu_utilisation"), "cores": info.get("cores"), "gib_s": info.get("gib_s"),
+            "cost_usd": info.get("cost_per_query_usd"), "outcome": COMPLETED, "detail": None, "info": info,
             "round_times_s": round_times(b),
         })
     for c in doc.get("scalebench_unfinished") or []:  # stage cells that gave no timing (see fixtures/plugin.py)

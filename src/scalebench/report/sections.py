@@ -151,6 +151,27 @@ def provenance(df: pd.DataFrame) -> list[Section]:
     return [Section("Measured on", frame(["run", "lock", "python", "java", "cores", "memory", "versions"], body))]
 
 
+def cost(done: pd.DataFrame) -> list[Section]:
+    """Per query and engine: the time beside what it used (CPU seconds of the whole tree, its share
+    of the cores the cluster was given, GiB-seconds) and the price of that, per 1,000 queries."""
+    cells = done.dropna(subset=["cpu_s"])
+    if cells.empty:
+        return []
+    body = [[r.run, r.format, _c(r.rows), r.query, r.engine, _t(r.median_s), f"{r.cpu_s:.3g}",
+             "-" if pd.isna(r.cpu_utilisation) else f"{r.cpu_utilisation:.0%} of {int(r.cores)}",
+             f"{r.gib_s:.3g}", "-" if pd.isna(r.cost_usd) else f"${1000 * r.cost_usd:.3g}"]
+            for r in cells.sort_values(["run", "format", "rows", "query", "cost_usd"]).itertuples()]
+    prices = cells["info"].map(lambda i: (i.get("price_per_core_hour"), i.get("price_per_gib_hour"))).unique()
+    paid = "; ".join(f"${c} per core-hour and ${g} per GiB-hour" for c, g in prices)
+    return [Section(
+        "What each query cost",
+        frame(["run", "format", "rows", "query", "engine", "median", "CPU s", "CPU use", "GiB-s",
+               "per 1,000 queries"], body),
+        "Per timed round (median): the CPU seconds the whole process tree used (driver, workers, JVM, raylets), "
+        "that as a share of the cores the cluster was given over the round's wall time, and memory held over "
+        f"time (PSS, GiB-seconds). The price is for what was used, at {paid}.")]
+
+
 def all_results(df: pd.DataFrame) -> Section:
     """Every stage cell with its ratios, for the HTML page's sortable table."""
     table = with_ratios(stage_cells(df)).drop(columns=["info"], errors="ignore")
@@ -168,5 +189,5 @@ def sections(df: pd.DataFrame) -> list[Section]:
     """The whole report, in reading order."""
     everything = with_ratios(stage_cells(df))  # a cell that did not finish has no time, so it changes no ratio
     done = completed(everything)
-    return [*matrix(everything), *budget(everything), *totals(done), *skew(done), *partitioning(done),
+    return [*matrix(everything), *budget(everything), *cost(done), *totals(done), *skew(done), *partitioning(done),
             *worker_scaling(done), *families.sections(df), *provenance(df)]
