@@ -21,7 +21,7 @@ def test_stage(benchmark, cell, settings, clusters, datasets, references, out_ro
         pytest.skip(f"{cell.query.storage_only}: --io memory has nothing to time")
     engine = clusters.get(cell.engine, cell.workers)  # started outside the timed region
     # generated or cached, untimed; a join's other tables come along in the input
-    data, inp = query_data(cell.query, lambda name: datasets.get(name, cell.format), settings.zipf)
+    data, inp = query_data(cell.query, lambda name: datasets.get(name, cell.format, rung=cell.rung), settings.zipf)
     benchmark.group = f"{cell.query.id} {cell.format} {data.rows:,} rows"
     run = QueryRun(engine, cell.query, inp, out_root)
     where = (f"{cell.engine} {cell.query.id} on {data.rows:,} rows with a "

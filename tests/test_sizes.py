@@ -1,6 +1,6 @@
 import pytest
 
-from scalebench.sizes import TIERS, parse_bytes, parse_multiple, parse_rows
+from scalebench.sizes import LADDERS, TIERS, parse_bytes, parse_ladder, parse_multiple, parse_rows
 
 
 @pytest.mark.parametrize("text, rows", [("tiny", TIERS["tiny"]), ("paper", 30_000_000), ("10M", 10_000_000),
@@ -31,3 +31,21 @@ def test_multiple():
     assert parse_multiple("1.2") == 1.2
     with pytest.raises(ValueError, match="--memory-multiple"):
         parse_multiple("0")
+
+
+def test_a_ladder_is_sizes_smallest_first_each_once():
+    assert [r.rows for r in parse_ladder("10M,1M,tiny,1_000_000")] == [20_000, 1_000_000, 10_000_000]
+    assert [r.label for r in parse_ladder("ladder")] == list(LADDERS["ladder"])
+    assert [r.label for r in parse_ladder("2.5M")] == ["2.5M"]
+    multiples = parse_ladder("small", "1.2, 0.25,0.5")  # multiples of the budget set the sizes
+    assert [(r.label, r.multiple, r.rows) for r in multiples] == [("x0.25", 0.25, None), ("x0.5", 0.5, None),
+                                                                  ("x1.2", 1.2, None)]
+
+
+def test_a_bad_rung_is_named():
+    with pytest.raises(ValueError, match="--scale: 'lots'"):
+        parse_ladder("1M,lots")
+    with pytest.raises(ValueError, match="--memory-multiple: '-1'"):
+        parse_ladder("small", "0.5,-1")
+    with pytest.raises(ValueError, match="names no size"):
+        parse_ladder(" , ")

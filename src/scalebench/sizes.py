@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 
 TIERS: dict[str, int] = {
     "tiny": 20_000,  # CI: every engine, every stage, in seconds
@@ -78,3 +79,50 @@ def format_rows(n: int) -> str:
         if n >= div and n % (div // 10) == 0:
             return f"{n / div:g}{suffix}"
     return str(n)
+
+
+LADDERS: dict[str, tuple[str, ...]] = {
+    "ladder": ("1M", "3M", "10M", "30M"),
+}
+"""Named size ladders for --scale: where each framework pays off is found between two rungs."""
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One size of a run: a row count (from --scale) or a multiple of the memory budget (from
+    --memory-multiple, sized per dataset). `label` names it in test ids and the report."""
+
+    label: str
+    rows: int | None = None
+    multiple: float | None = None
+
+
+def parse_ladder(scale: str, multiples: str | None = None) -> list[Rung]:
+    """--scale as one size, a comma-separated list (1M,3M,10M) or a named ladder; or, when given,
+    --memory-multiple as one multiple or a list (0.25,0.5,1.2), which then sets the sizes. Rungs
+    come out smallest first, each once. In a list, thousands are written 1_000_000, not 1,000,000."""
+    if multiples is not None:
+        values = sorted({parse_multiple(m.strip()) for m in str(multiples).split(",") if m.strip()})
+        if not values:
+            raise ValueError(f"--memory-multiple: {multiples!r} names no multiple")
+        return [Rung(f"x{v:g}", multiple=v) for v in values]
+    texts = [t.strip() for t in str(scale).split(",") if t.strip()]
+    if len(texts) == 1 and texts[0].lower() in LADDERS:
+        texts = list(LADDERS[texts[0].lower()])
+    if not texts:
+        raise ValueError(f"--scale: {scale!r} names no size")
+    rungs: dict[int, Rung] = {}
+    for text in texts:
+        rows = parse_rows(text, "--scale")
+        rungs.setdefault(rows, Rung(_label(rows), rows=rows))
+    return [rungs[r] for r in sorted(rungs)]
+
+
+def _label(rows: int) -> str:
+    """1000000 -> '1M', 2500000 -> '2.5M', 20000 -> '20k', exact and so unique per row count."""
+    for div, suffix in ((10**9, "G"), (10**6, "M"), (10**3, "k")):
+        if rows >= div:
+            whole, frac = divmod(rows, div)
+            digits = str(frac).rjust(len(str(div)) - 1, "0").rstrip("0")
+            return f"{whole}{'.' + digits if digits else ''}{suffix}"
+    return str(rows)
