@@ -43,6 +43,21 @@ With fewer than 5 rounds in a run, or no round times, a cell is "no change detec
 says why. Cells measured with different --io modes are "not comparable" and listed as such.
 """
 
+DESCRIPTION_ADVISE = """\
+Read one or more saved runs (say one per size, or per worker count) as one pool of cells and
+answer, per stage family and query: the fastest engine at each size; where Dask, Ray and Spark
+overtake pandas and DuckDB (between which two measured sizes, placed by interpolating
+log(time ratio) linearly in log(rows), never past the largest size); the largest size each
+engine completed under the memory budget; speedup, efficiency and COST across worker counts;
+and the CPU seconds and price per query. Prints Markdown.
+"""
+EPILOG_ADVISE = """\
+examples:
+  pytest --benchmark-only --scale ladder --stages etl,groupby,sort --benchmark-json=ladder.json
+  scalebench advise ladder.json
+  scalebench advise 1M.json 10M.json 30M.json -o advise/   # advise.md and the plots
+"""
+
 
 def _build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="scalebench", description=__doc__)
@@ -77,6 +92,12 @@ def _build_parser() -> argparse.ArgumentParser:
                        "efficiency against workers, time against size.")
     r.add_argument("runs", nargs="+", metavar="RUN.json")
     r.add_argument("-o", "--output", default="scalebench-report", help="output folder (default: scalebench-report)")
+
+    adv = sub.add_parser("advise", help="at what size each framework pays off, per stage family and query",
+                         description=DESCRIPTION_ADVISE, epilog=EPILOG_ADVISE,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    adv.add_argument("runs", nargs="+", metavar="RUN.json")
+    adv.add_argument("-o", "--output", default=None, help="also write advise.md and its SVG plots to this folder")
 
     cmp_ = sub.add_parser("compare", help="exit 1 when HEAD is slower than BASE beyond noise and a threshold",
                           description=DESCRIPTION_COMPARE, epilog=EPILOG_COMPARE,
@@ -150,6 +171,20 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _advise(args: argparse.Namespace) -> int:
+    from scalebench.report.advise import advise
+    from scalebench.report.advise_plots import machine_text, markdown, write
+    from scalebench.report.load import load_runs
+
+    df = load_runs(args.runs)
+    advice = advise(df, ", ".join(args.runs))
+    print(markdown(advice, machine=machine_text(df)))
+    if args.output is not None:
+        written = write(advice, args.output, machine_text(df))
+        print("wrote " + ", ".join(str(p) for p in written.values()))
+    return 0
+
+
 def _compare(args: argparse.Namespace) -> int:
     from scalebench.provenance import differences
     from scalebench.report.compare import compare_runs, in_order, parse_alpha, parse_threshold, regressions, summary
@@ -182,11 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.command == "generate":
         return _generate(ap, args)
-    if args.command in ("report", "compare"):
+    if args.command in ("report", "compare", "advise"):
         from scalebench.report.load import ReportError
 
         try:
-            return _report(args) if args.command == "report" else _compare(args)
+            return {"report": _report, "compare": _compare, "advise": _advise}[args.command](args)
         except ReportError as exc:
             ap.error(str(exc))
     if args.command == "check":

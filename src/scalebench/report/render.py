@@ -10,13 +10,13 @@ from pathlib import Path
 import pandas as pd
 
 from scalebench.atomic import write_text
-from scalebench.report import families
+from scalebench.report import advise_plots, families
 from scalebench.report.sections import INTRO, all_results, sections
 from scalebench.report.tables import completed, partition_table, scaling, skew_table, stage_cells
 
 
 def markdown(df: pd.DataFrame) -> str:
-    parts = ["# scalebench report", "", INTRO, ""]
+    parts = ["# scalebench report", "", *advise_plots.report_markdown(df), INTRO, ""]
     for section in sections(df):
         parts += section.markdown()
     return "\n".join(parts)
@@ -76,7 +76,9 @@ def plots(df: pd.DataFrame) -> dict[str, str]:
         ax.set_ylabel("median time (s)")
         ax.legend(fontsize=6)
         figs["size"] = _svg(fig)
-    return {**figs, **families.plots(whole, plt, _svg)}
+    advice = advise_plots.for_report(whole)
+    first = advise_plots.plots(advice) if advice else {}  # the verdict's plots lead the report
+    return {**first, **figs, **families.plots(whole, plt, _svg)}
 
 
 def _svg(fig) -> str:
@@ -119,7 +121,9 @@ _STYLE = ("body{font-family:sans-serif;max-width:1400px;margin:auto;padding:0 1e
 
 def html_page(df: pd.DataFrame, figs: dict[str, str]) -> str:
     """Every section as a real HTML table (click a heading to sort), its plot beside it."""
-    used: set[str] = set()
+    advice = advise_plots.for_report(df)
+    lead = advise_plots.html_block(advice, figs, advise_plots.machine_text(df)) if advice else ""
+    used = {name for v in advice.verdicts for name in advise_plots.drawn(advice, v)} if advice else set()
     blocks = []
     for section in [*sections(df), all_results(df)]:
         svg = figs.get(section.figure) if section.figure else None
@@ -132,7 +136,7 @@ def html_page(df: pd.DataFrame, figs: dict[str, str]) -> str:
     rest = "".join(f"<figure>{svg[svg.index('<svg'):]}<figcaption>{html.escape(name)}</figcaption></figure>"
                    for name, svg in figs.items() if name not in used)
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>scalebench report</title>"
-            f"<style>{_STYLE}</style></head><body><h1>scalebench report</h1><p>{html.escape(INTRO)}</p>"
+            f"<style>{_STYLE}</style></head><body><h1>scalebench report</h1>{lead}<p>{html.escape(INTRO)}</p>"
             + "\n".join(blocks) + (f"<h2>More plots</h2>{rest}" if rest else "")
             + f"<script>{_SORT_SCRIPT}</script></body></html>")
 
