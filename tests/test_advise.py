@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -235,5 +236,7 @@ def test_advise_on_a_real_tiny_ladder(tmp_path, data_dir):
     out = tmp_path / "advise"
     assert main(["advise", str(saved), "-o", str(out)]) == 0
     md = flat((out / "advise.md").read_text())
-    assert "10k to 20k rows" in md and "Fastest at each size: 10k: " in md and "per 1,000 runs" in md
+    assert "10k to 20k rows" in md and "per 1,000 runs" in md
+    # which engine wins at these sizes is the machine's business; that one is named is the command's
+    assert re.search(r"(Fastest at each size: 10k: |(DuckDB|pandas) fastest at every size measured)", md), md[:2000]
     assert list(out.glob("advise-time-*.svg")) and list(out.glob("advise-memory-*.svg"))

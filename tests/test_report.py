@@ -4,8 +4,10 @@ and pytest-benchmark's own compare reads our files."""
 from __future__ import annotations
 
 import copy
+import html
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -134,16 +136,86 @@ def test_report_writes_tables_and_plots(run_json, tmp_path):
     assert "| pandas | groupby-age | parquet | 20,000 | 2 |" in md  # speedup table
     times = out / "times-base-parquet-20000-w1.svg"
     svg = times.read_text()
-    assert all(f">{e}<" in svg for e in ENGINES)  # one series per engine in the legend
+    assert ">pandas<" in svg and ">DuckDB<" in svg  # one series per engine in the legend
     scaling = (out / "scaling.svg").read_text()
-    assert ">pandas groupby-age parquet<" in scaling and ">ideal<" in scaling
-    html = (out / "report.html").read_text()
-    assert html.count("<svg") >= 3 and "All results" in html
-    # real tables, sortable, each block's plot beside its table; no Markdown in <pre>
-    assert "<pre>" not in html and html.count('<table class="dataframe sortable">') >= 3
-    assert "<td>groupby-age</td>" in html and "table.sortable th" in html
-    pair = html.split("<div class='pair'>")[1]
-    assert pair.index("<table") < pair.index("</table>") < pair.index("<figure><svg")
+    assert ">pandas<" in scaling and ">DuckDB<" in scaling and ">ideal (n workers" in scaling  # a line per engine
+    page = (out / "report.html").read_text()
+    assert page.count("<svg") >= 3 and "All results" in page
+    # real tables, sortable, each in a box of its own that scrolls when wide; no Markdown in <pre>
+    assert "<pre>" not in page and page.count('<table class="dataframe sortable">') >= 3
+    assert "<td>groupby-age</td>" in page and "table.sortable th" in page
+    assert page.count("<div class='scroll'><table") == page.count("<table")
+    # a table with a plot links up to it: the plots come before the tables
+    link = "Plotted above: <a href='#fig-times-base-parquet-20000-w1'>Median time per query: 20,000 rows, Parquet"
+    assert link in page and page.index("id='fig-times-base-parquet-20000-w1'") < page.index(link)
+
+
+FIGURE = re.compile(r"<figure id='fig-(?P<name>[^']+)'[^>]*>(?P<svg><svg.*?</svg>)\s*<figcaption>(?P<caption>.*?)"
+                    r"</figcaption>", re.S)
+INTERNAL = re.compile(r"\b[\w.]+-[\w.]+-\d+-w\d+\b|worker\(s\)|_s\b")
+"""What a caption or title in words never holds: a figure key (times-base-parquet-20000-w1), 'worker(s)',
+a column name (median_s)."""
+
+
+def _many_queries_run(tmp_path) -> Path:
+    """30 group-by queries on pandas, DuckDB and Dask, one Dask cell out of memory, on a recorded machine."""
+    benches = [_bench(e, f"groupby-q{i}", 2, t * (1 + i / 10)) for i in range(1, 31)
+               for e, t in (("pandas", 0.3), ("duckdb", 0.1), ("dask", 0.5))]
+    doc = {"machine_info": {"scalebench": {"machine": {"cores_usable": 8, "memory_bytes": 16 * 2**30}}},
+           "commit_info": {}, "benchmarks": benches, "datetime": "2026-12-04T00:00:00", "version": "5.2.3"}
+    path = tmp_path / "many.json"
+    path.write_text(json.dumps(_unfinished(doc, 2, "out of memory")))
+    return path
+
+
+def test_the_report_reads_as_a_person_reads_it(tmp_path):
+    """The verdict, then the plots, each fitting the page and captioned in words (what, at what size and
+    input, how many workers, on what machine), then the tables, the raw one last, in its readable columns."""
+    from scalebench.report import render
+
+    out = tmp_path / "rep"
+    assert main(["report", str(_many_queries_run(tmp_path)), "-o", str(out)]) == 0
+    page, md = (out / "report.html").read_text(), flat((out / "report.md").read_text())
+    figures = list(FIGURE.finditer(page))
+    names = {f["name"] for f in figures}
+    assert {"times-many-parquet-20000-w2", "advise-time-groupby-parquet", "advise-memory-groupby-parquet"} <= names
+    assert names == {p.stem for p in out.glob("*.svg")}  # every plot written is on the page
+    for f in figures:
+        caption, svg = html.unescape(f["caption"]), f["svg"]
+        assert f["name"] not in caption and not INTERNAL.search(caption), caption
+        assert "20,000 rows" in caption or "at 20k rows" in caption, caption
+        assert "2 workers" in caption and "on a 8-core, 16.0 GiB machine" in caption, caption
+        texts = " ".join(re.findall(r"<text[^>]*>([^<]*)</text>", svg)) + " ".join(re.findall(r"<!-- (.*?) -->", svg))
+        assert f["name"] not in texts and "worker(s)" not in texts, texts
+        width_pt = float(re.search(r'<svg[^>]*?\swidth="([\d.]+)pt"', svg)[1])
+        assert width_pt / 72 <= render.MAX_FIGURE_IN and width_pt / 72 * 96 <= render.PAGE_PX, (f["name"], width_pt)
+    assert "figure svg{display:block;max-width:100%" in page  # and the page shrinks a plot rather than clip it
+    times = next(f for f in figures if f["name"] == "times-many-parquet-20000-w2")
+    assert "Median time of each of 30 queries per engine (pandas, DuckDB and Dask), at 20,000 rows, Parquet input, " \
+           "2 workers, on a 8-core, 16.0 GiB machine." in html.unescape(times["caption"])
+    assert ">did not finish<" in times["svg"]  # the Dask cell that ran out of memory
+    # the order: the verdict, the plots, the tables, All results last; the Markdown in the same order
+    marks = ["id='verdict'", "id='plots'", "<h2>Times per query: 20,000 rows, Parquet input, 2 workers</h2>",
+             "<h2>Memory against the budget</h2>", "<h2>Measured on</h2>", "<h2>All results</h2>"]
+    at = [page.index(m) for m in marks]
+    assert at == sorted(at) and "<h2" not in page[at[-1] + 5:], at
+    assert page.index("id='plots'") < page.index("<figure") and page.rindex("</figure>") < at[2]
+    heads = [line for line in md.splitlines() if line.startswith("## ")]
+    assert heads[:3] == ["## When does a framework pay off?", "## Plots",
+                         "## Times per query: 20,000 rows, Parquet input, 2 workers"] and heads[-1] == "## All results"
+    assert md.index("](advise-time-groupby-parquet.svg)") < md.index("](times-many-parquet-20000-w2.svg)") \
+           < md.index("## Times per query")
+    assert "*Median time of each of 30 queries per engine" in md and md.count("times-many") == 1  # the link only
+    # All results: the columns a person reads, the rest left to the JSON
+    columns = ("| engine | stage | query | format | rows | workers | median | vs fastest | vs DuckDB | peak memory | "
+               "CPU s | per 1,000 queries | outcome |")
+    assert columns in md.split("## All results")[1], md.split("## All results")[1][:600]
+    head = page.split("<h2>All results</h2>")[1].split("<thead>")[1].split("</thead>")[0]
+    assert head.count("<th>") == 13 and not any(c in head for c in ("iqr", "min_s", "throughput", "cold", "name"))
+    assert "| DuckDB | groupby | groupby-q2 | parquet | 20,000 | 2 | 120.0 ms | 1.00x | 1.00x | 300.0 MiB | - | - | " \
+           "completed |" in md
+    assert md.index("| groupby-q2 |") < md.index("| groupby-q10 |")  # q2 before q10
+    assert "| Dask | groupby | groupby-q1 | parquet | 20,000 | 2 | - | - | - | - | - | - | out of memory |" in md
 
 
 def test_report_totals_db_benchmark_and_shows_the_skew_penalty(tmp_path):
@@ -193,7 +265,8 @@ def test_a_real_saved_run_works_with_both_tools(tmp_path, data_dir):
         info = bench["extra_info"]
         assert len(info["tree_cpu_s_rounds"]) == len(info["round_times_s"]) == 2, bench["name"]
         assert info["tree_cpu_s"] > 0 and info["gib_s"] > 0 and info["cost_per_query_usd"] > 0, bench["name"]
-        assert 0 < info["cpu_utilisation"] <= 1.5 and info["cores"] == 2, bench["name"]
+        # CPU time comes in 10 ms clock ticks, so on millisecond rounds the share can exceed 1
+        assert info["cpu_utilisation"] > 0 and info["cores"] == 2, bench["name"]
     assert "## What each query cost" in md and "of 2 |" in md
 
 

@@ -78,9 +78,16 @@ def test_report_shows_every_family_of_a_whole_run(whole_run, tmp_path, capsys):
     for method in ("study-pandas-to_csv", "scalebench-csv", "scalebench-parquet"):
         assert f"| {method} |" in md, method
     assert "| pandas |" in md.split("## Cost of measuring memory")[1]
-    for figure in ("ml", "generate", "overhead"):
+    machine = f"on a {os.cpu_count()}-core,"
+    for figure, words in (("ml", "Median time of each machine-learning benchmark"),
+                          ("generate", "Rows written per second when generating the points table"),
+                          ("overhead", "The same stage timed with and without the whole-tree memory sampler")):
         assert (tmp_path / "report" / f"{figure}.svg").exists(), figure
-        assert f"<figcaption>{figure}</figcaption>" in page
+        caption = page.split(f"<figure id='fig-{figure}'>")[1].split("<figcaption>")[1].split("</figcaption>")[0]
+        assert caption.startswith(words) and machine in caption and " rows" in caption, caption  # in words
+        assert page.index(f"id='fig-{figure}'") < page.index("<h2>Machine learning</h2>")  # plots before tables
+    assert "<h2>" not in page.split("<h2>All results</h2>")[1]  # the raw table last
+    assert md.rindex("## ") == md.index("## All results")
 
 
 def test_saved_run_names_the_versions_it_measured_on(whole_run):

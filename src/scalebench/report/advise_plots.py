@@ -4,7 +4,6 @@ marked, and peak memory against size with the budget line. Titles and captions a
 
 from __future__ import annotations
 
-import html
 import io
 from pathlib import Path
 
@@ -293,35 +292,12 @@ def plots(advice: Advice) -> dict[str, str]:
     return figs
 
 
-def html_block(advice: Advice, figs: dict[str, str], machine: str = "", level: int = 3) -> str:
-    """Each family's verdict, then its two plots side by side with captions in words."""
-    caps = captions(advice, machine)
-    parts = [f"<h2>{html.escape(TITLE)}</h2><p>{html.escape(METHOD)}</p>"]
-    for v, s in zip(advice.verdicts, sections(advice, level), strict=True):
-        shown = [f"<figure>{figs[f][figs[f].index('<svg'):]}<figcaption>{html.escape(caps[f])}</figcaption></figure>"
-                 for f in _figures(v) if f in figs]
-        row = "<div style='display:flex;gap:1.5em;flex-wrap:wrap;align-items:flex-start'>"
-        parts.append(s.html() + (f"{row}{''.join(shown)}</div>" if shown else ""))
-    return "\n".join(parts)
-
-
 def for_report(df: pd.DataFrame) -> Advice | None:
     """The advice for `scalebench report`, or None when the runs hold no stage cell (the report goes on)."""
     try:
         return advise(df)
     except ReportError:
         return None
-
-
-def report_markdown(df: pd.DataFrame) -> list[str]:
-    """The report's first section: the verdicts with links to their plots (written beside report.md)."""
-    advice = for_report(df)
-    if advice is None:
-        return []
-    caps, lines = captions(advice, machine_text(df)), [f"## {TITLE}", "", METHOD, ""]
-    for v, s in zip(advice.verdicts, sections(advice, 3), strict=True):
-        lines += s.markdown() + image_lines(advice, v, caps)
-    return lines
 
 
 def write(advice: Advice, out_dir: Path | str, machine: str = "") -> dict[str, Path]:

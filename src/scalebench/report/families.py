@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from scalebench.report.advise_words import name
 from scalebench.report.load import COMPLETED
-from scalebench.report.section import Section, count, frame, number, seconds, size
+from scalebench.report.section import ENGINES, Section, colour, count, frame, number, seconds, size
 
 
 def of(df: pd.DataFrame, family: str) -> pd.DataFrame:
@@ -95,34 +96,54 @@ def _field(frame: pd.DataFrame, key: str) -> pd.Series:
 
 
 def _bar(plt, svg, table: pd.DataFrame, title: str, ylabel: str, xlabel: str | None = None, logy: bool = False,
-         rot: int = 0, goal: float | None = None, width: float = 7) -> str:
-    fig, ax = plt.subplots(figsize=(width, 4))
-    table.plot.bar(ax=ax, logy=logy, rot=rot)
+         rot: int = 0, goal: float | None = None, width: float = 7, legend: str | None = None) -> str:
+    fig, ax = plt.subplots(figsize=(min(width, 10), 4))
+    colours = [colour(c) for c in table.columns] if set(table.columns) & set(ENGINES) else None
+    table.rename(columns=lambda c: name(c) if c in ENGINES else c).plot.bar(ax=ax, logy=logy, rot=rot, color=colours)
     if goal is not None:
-        ax.axhline(goal, color="k", linestyle="--", linewidth=0.8, label="goal")
-    if xlabel:
-        ax.set_xlabel(xlabel)
+        ax.axhline(goal, color="k", linestyle="--", linewidth=0.8, label=f"goal ({goal})")
+    ax.set_xlabel(xlabel or "")
     ax.set_ylabel(ylabel)
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, title=legend, title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # off the bars
     return svg(fig)
 
 
-def plots(df: pd.DataFrame, plt, svg) -> dict[str, str]:
-    """name -> SVG for each family present: ML times per engine, generator rows/s, sampler overhead."""
-    figs: dict[str, str] = {}
+Described = dict[str, tuple[str, str, str]]
+"""Figure name -> (SVG, title, caption in words)."""
+
+
+def plots(df: pd.DataFrame, plt, svg, where) -> Described:
+    """The plot of each family present: ML times per engine, generator rows/s, sampler overhead. `where(frame)`
+    says in words at what size and workers, on what machine, the frame's benchmarks ran."""
+    figs: Described = {}
     ml, gen, ov = of(df, "ml"), of(df, "generate"), of(df, "overhead")
     if not ml.empty:
         piv = ml.assign(label=ml["engine"].fillna(ml["query"].astype(str))).pivot_table(
             index="query", columns="label", values="median_s", aggfunc="median")
-        figs["ml"] = _bar(plt, svg, piv, "machine learning", "median time (s, log)", logy=True, rot=30,
-                          width=max(6, 0.9 * len(piv)))
+        title = "Machine learning: median time per benchmark and engine"
+        figs["ml"] = (_bar(plt, svg, piv, title, "median time, s (log)", "benchmark", logy=True, rot=30,
+                           width=max(6, 0.9 * len(piv)), legend="engine"), title,
+                      f"Median time of each machine-learning benchmark (logistic regression, the 24-fit grid search "
+                      f"serial and through the framework, batch prediction, the ETL-then-ML pipeline) per engine, "
+                      f"{where(ml)}. Time axis logarithmic; the tune bars compare each framework with its own "
+                      f"serial run.")
     if not gen.empty:
         piv = gen.assign(rate=_field(gen, "rows_per_s")).pivot_table(index="rows", columns="query", values="rate",
                                                                      aggfunc="median")
-        figs["generate"] = _bar(plt, svg, piv, "data generator", "rows written per second", xlabel="rows")
+        piv.index = [f"{int(r):,} rows" for r in piv.index]
+        title = "Data generator: rows written per second"
+        figs["generate"] = (_bar(plt, svg, piv / 1e6, title, "million rows written per second", legend="method"), title,
+                            f"Rows written per second when generating the points table: the Ray-vs-Dask study's "
+                            f"method (NumPy chunks, pandas to_csv, one process) against scalebench's generator "
+                            f"(worker processes) writing CSV and Parquet, {where(gen)}. Higher is faster.")
     if not ov.empty:
         table = pd.DataFrame({"time with / without sampler": _field(ov, "sampler_overhead_ratio").values,
                               "sampler CPU share + 1": 1 + _field(ov, "sampler_cpu_share").values},
-                             index=ov["engine"].values)
-        figs["overhead"] = _bar(plt, svg, table, "cost of measuring memory", "ratio", goal=1.03)
+                             index=[name(e) for e in ov["engine"].values])
+        title = "Cost of measuring memory: with the sampler / without"
+        figs["overhead"] = (_bar(plt, svg, table, title, "ratio", "engine", goal=1.03), title,
+                            f"The same stage timed with and without the whole-tree memory sampler, per engine, "
+                            f"{where(ov)}: time with over time without, and 1 + the sampler thread's share of the "
+                            f"CPU. Dashed: the goal, 1.03 (3 % overhead).")
     return figs

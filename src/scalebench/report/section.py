@@ -23,7 +23,7 @@ class Section:
     notes: list[str] = field(default_factory=list)
     level: int = 2
     figure: str | None = None
-    """Name of the plot (report.render.plots) shown beside the table in HTML."""
+    """Name of the plot (report.render.figures) this table links up to in HTML (the plots come before the tables)."""
 
     def markdown(self) -> list[str]:
         lines = [f"{'#' * self.level} {self.title}", ""]
@@ -42,10 +42,30 @@ class Section:
             parts.append(f"<p>{_inline(self.intro)}</p>")
         if not self.table.empty:
             cells = self.table.map(lambda v: _inline(str(v)))
-            parts.append(cells.to_html(index=False, border=0, escape=False, classes="sortable", na_rep=""))
+            table = cells.to_html(index=False, border=0, escape=False, classes="sortable", na_rep="")
+            parts.append(f"<div class='scroll'>{table}</div>")  # a wide table scrolls in its own box
         if self.notes:
             parts.append("<ul>" + "".join(f"<li>{_inline(n)}</li>" for n in self.notes) + "</ul>")
         return "\n".join(parts)
+
+
+ENGINES = ("pandas", "duckdb", "dask", "ray", "spark", "polars")
+"""The order engines are drawn in: single-node first, as advise_plots draws them (same colours)."""
+_MARKERS = "osPD^v"
+
+
+def engine_order(engine: str) -> tuple[int, str]:
+    return (ENGINES.index(engine) if engine in ENGINES else len(ENGINES), str(engine))
+
+
+def colour(engine: str) -> str:
+    """One colour per engine in every plot of the report (matplotlib's default cycle)."""
+    return f"C{ENGINES.index(engine)}" if engine in ENGINES else "C7"
+
+
+def marker(engine: str) -> str:
+    """One marker shape per engine too, so the plots read without colour."""
+    return _MARKERS[ENGINES.index(engine)] if engine in ENGINES else "X"
 
 
 def _inline(text: str) -> str:

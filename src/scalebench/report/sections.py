@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 from scalebench.report import families
+from scalebench.report.advise_plots import input_phrase
+from scalebench.report.advise_words import name
 from scalebench.report.load import COMPLETED
-from scalebench.report.section import Section, count, frame, seconds, size
+from scalebench.report.section import Section, count, engine_order, frame, number, seconds, size
 from scalebench.report.tables import (
     budget_table,
     completed,
@@ -35,7 +39,85 @@ def _matrix_cell(r) -> str:
     mem = f", {format_bytes(r.peak_tree_bytes)}" if pd.notna(r.peak_tree_bytes) else ""
     if pd.notna(r.added_tree_bytes):
         mem += f" +{format_bytes(r.added_tree_bytes)}"
-    return f"{_t(r.median_s)} ({r.vs_fastest:.1f}x, duckdb {r.vs_duckdb:.2f}x{mem})"
+    duckdb = "" if pd.isna(r.vs_duckdb) else f", duckdb {r.vs_duckdb:.2f}x"  # no DuckDB cell to compare with
+    return f"{_t(r.median_s)} ({r.vs_fastest:.1f}x{duckdb}{mem})"
+
+
+def natural(text) -> str:
+    """A sort key that puts h2o_groupby-q2 before h2o_groupby-q10."""
+    return re.sub(r"\d+", lambda m: m.group().zfill(9), str(text))
+
+
+def plural(n, word: str, many: str | None = None) -> str:
+    """'1 query', '46 queries'."""
+    return f"{int(n):,} {word if n == 1 else many or word + 's'}"
+
+
+def listed(items: list[str]) -> str:
+    """'', 'a', 'a and b', 'a, b and c'."""
+    if not items:
+        return ""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def rows_words(values) -> str:
+    """'1,000,000 rows', '20,000 and 1,000,000 rows', '1,000,000 to 30,000,000 rows (4 sizes)'."""
+    sizes = sorted({int(v) for v in values if pd.notna(v)})
+    if not sizes:
+        return "no stated size"
+    if len(sizes) > 2:
+        return f"{sizes[0]:,} to {sizes[-1]:,} rows ({len(sizes)} sizes)"
+    return f"{listed([f'{s:,}' for s in sizes])} row{'' if sizes == [1] else 's'}"
+
+
+def workers_words(values) -> str:
+    counts = sorted({int(v) for v in values if pd.notna(v)})
+    return f"{listed([str(c) for c in counts])} worker{'' if counts == [1] else 's'}" if counts else ""
+
+
+def inputs_words(values) -> str:
+    """'Parquet input', 'Parquet input and CSV input' (the input a stage read, in words)."""
+    return listed([input_phrase(f) for f in sorted({f for f in values if isinstance(f, str)})])
+
+
+def engines_words(values) -> str:
+    found = sorted({e for e in values if isinstance(e, str)}, key=engine_order)
+    return listed([name(e) for e in found]) if found else ""
+
+
+def machine_words(df: pd.DataFrame, runs=None) -> str:
+    """'a 2-core, 23.5 GiB machine' for the runs named (all by default), from their provenance."""
+    records = df.attrs.get("provenance") or {}
+    said = set()
+    for run in (records if runs is None else runs):
+        m = ((records.get(run) or {}).get("machine") or {})
+        cores, memory = m.get("cores_usable") or m.get("cores"), m.get("memory_bytes")
+        said.add(f"a {cores}-core, {format_bytes(memory)} machine" if cores and memory else "")
+    said.discard("")
+    if not said:
+        return "a machine the run did not record"
+    return said.pop() if len(said) == 1 else "the machines listed under Measured on"
+
+
+def block_title(df: pd.DataFrame, run, fmt, rows, workers, with_run: bool = True) -> str:
+    """'1,000,000 rows, Parquet input, 2 workers' (and the run's name when the report holds several)."""
+    parts = [rows_words([rows]) if pd.notna(rows) else "", inputs_words([fmt]), workers_words([workers])]
+    several = with_run and df["run"].nunique() > 1
+    return ", ".join(p for p in parts if p) + (f" (run {run})" if several else "")
+
+
+def summary(df: pd.DataFrame) -> str:
+    """One sentence: what the report's runs measured, at what sizes, on what machine (the runs' names
+    head the tables below)."""
+    st = stage_cells(df)
+    what = st if not st.empty else df
+    stages, runs = st["stage"].dropna().nunique(), df["run"].nunique()
+    measured = (f"{plural(stages, 'stage family', 'stage families')} ({plural(len(st), 'cell')})" if stages
+                else "benchmarks") + (f" from {plural(runs, 'run')}" if runs > 1 else "")
+    parts = [p for p in (rows_words(what["rows"]), inputs_words(what["format"]), workers_words(what["workers"]))
+             if p and p != "no stated size"]
+    return (f"Measured: {engines_words(what['engine'])} on {measured}, at {', '.join(parts)}, "
+            f"on {machine_words(df)}.")
 
 
 def matrix(everything: pd.DataFrame) -> list[Section]:
@@ -44,12 +126,19 @@ def matrix(everything: pd.DataFrame) -> list[Section]:
     for (run, fmt, rows, workers), block in everything.groupby(["run", "format", "rows", "workers"], dropna=False):
         engines = sorted(block["engine"].dropna().unique(), key=lambda e: block[block.engine == e].median_s.sum())
         body = []
-        for query, q in block.groupby("query"):
+        for query, q in sorted(block.groupby("query"), key=lambda kv: natural(kv[0])):
             found = {e: q[q.engine == e] for e in engines}
             body.append([query, *("" if r.empty else _matrix_cell(r.iloc[0]) for r in found.values())])
-        title = f"{run}: {fmt}, {int(rows):,} rows, {workers} worker(s)" if pd.notna(rows) else str(run)
-        out.append(Section(title, frame(["query", *engines], body), figure=f"times-{run}-{fmt}-{rows}-w{workers}"))
+        words = block_title(everything, run, fmt, rows, workers, with_run=False)
+        title = f"{run}: times per query, {words}" if everything["run"].nunique() > 1 else f"Times per query: {words}"
+        out.append(Section(title, frame(["query", *engines], body), INTRO,
+                           figure=times_figure(run, fmt, rows, workers)))
     return out
+
+
+def times_figure(run, fmt, rows, workers) -> str:
+    """The file name (without .svg) of a block's plot of times per query."""
+    return f"times-{run}-{str(fmt).replace(' ', '-')}-{rows}-w{workers}"
 
 
 def budget(everything: pd.DataFrame) -> list[Section]:
@@ -172,12 +261,32 @@ def cost(done: pd.DataFrame) -> list[Section]:
         f"time (PSS, GiB-seconds). The price is for what was used, at {paid}.")]
 
 
+ALL_RESULTS = ["engine", "stage", "query", "format", "rows", "workers", "median", "vs fastest", "vs DuckDB",
+               "peak memory", "CPU s", "per 1,000 queries", "outcome"]
+"""The columns a person reads; the rest (IQR, min, max, rounds, cold run, throughput...) stay in the JSON."""
+
+
+def _ratio(v) -> str:
+    return "-" if pd.isna(v) else f"{v:.2f}x"
+
+
 def all_results(df: pd.DataFrame) -> Section:
-    """Every stage cell with its ratios, for the HTML page's sortable table."""
-    table = with_ratios(stage_cells(df)).drop(columns=["info"], errors="ignore")
-    shown = table.map(lambda v: "" if v is None or (pd.api.types.is_scalar(v) and pd.isna(v))
-                      else f"{v:.4g}" if isinstance(v, float) else str(v))
-    return Section("All results", shown)
+    """Every stage cell, one row each, in the columns a person reads (ALL_RESULTS; the run first when the
+    report holds several), sorted by query and time."""
+    table = with_ratios(stage_cells(df))
+    several = table["run"].nunique() > 1
+    body = []
+    table = table.assign(order=table["query"].map(natural))
+    for r in table.sort_values(["stage", "order", "format", "rows", "workers", "median_s", "run"]).itertuples():
+        done = r.outcome == COMPLETED
+        body.append([*([r.run] if several else []), name(r.engine), r.stage, r.query, r.format, count(r.rows),
+                     count(r.workers), seconds(r.median_s) if done else "-", _ratio(r.vs_fastest),
+                     _ratio(r.vs_duckdb), size(r.peak_tree_bytes), number(r.cpu_s),
+                     "-" if pd.isna(r.cost_usd) else f"${1000 * r.cost_usd:.3g}", r.outcome])
+    return Section("All results", frame([*(["run"] if several else []), *ALL_RESULTS], body),
+                   "Every stage cell, sorted by query and time (click a heading to sort). vs fastest and vs DuckDB: "
+                   "time over the fastest engine's and over DuckDB's on the same cell. Spread, rounds, cold run and "
+                   "throughput are in the saved JSON.")
 
 
 INTRO = ("Median time per engine; in brackets the ratio to the fastest engine on the same cell, to the DuckDB "
