@@ -114,15 +114,5 @@ def parse_ladder(scale: str, multiples: str | None = None) -> list[Rung]:
     rungs: dict[int, Rung] = {}
     for text in texts:
         rows = parse_rows(text, "--scale")
-        rungs.setdefault(rows, Rung(_label(rows), rows=rows))
+        rungs.setdefault(rows, Rung(format_rows(rows), rows=rows))
     return [rungs[r] for r in sorted(rungs)]
-
-
-def _label(rows: int) -> str:
-    """1000000 -> '1M', 2500000 -> '2.5M', 20000 -> '20k', exact and so unique per row count."""
-    for div, suffix in ((10**9, "G"), (10**6, "M"), (10**3, "k")):
-        if rows >= div:
-            whole, frac = divmod(rows, div)
-            digits = str(frac).rjust(len(str(div)) - 1, "0").rstrip("0")
-            return f"{whole}{'.' + digits if digits else ''}{suffix}"
-    return str(rows)
