@@ -25,7 +25,7 @@ from scalebench.report.advise_words import (
     rows_text,
 )
 from scalebench.report.load import COMPLETED, ReportError
-from scalebench.report.section import seconds
+from scalebench.report.section import natural, seconds
 from scalebench.sizes import format_bytes
 
 
@@ -137,8 +137,8 @@ def crossover(pts: list[Point], fw: str, base: str, budget: float | None = None)
     if len(pts) == 1:
         p = pts[0]
         verb = "is faster than" if p.faster else "is not faster than"
-        return Crossover(fw, base, "one size", f"{verb} {B} at {rows_text(p.rows)} rows ({_state(p, base, budget)}; "
-                         "one size measured: no crossover can be placed)")
+        # the family's first line says once that one size cannot place a crossover
+        return Crossover(fw, base, "one size", f"{verb} {B} at {rows_text(p.rows)} rows ({_state(p, base, budget)})")
     first = next((i for i, p in enumerate(pts) if p.faster), None)
     if first is None:
         last = pts[-1]
@@ -313,8 +313,9 @@ def verdict(p: pd.DataFrame, stage: str, fmt: str) -> Verdict:
     if more:
         lines.append(more)
     lines.append(cost_line(block))
-    return Verdict(stage, fmt, workers, sorted(block["query"].unique()), sorted(block["rows"].unique()), lines,
-                   found, budget, sorted(whole["workers"].unique()))
+    queries = sorted(block["query"].unique(), key=natural)
+    return Verdict(stage, fmt, workers, queries, sorted(block["rows"].unique()), lines, found, budget,
+                   sorted(whole["workers"].unique()))
 
 
 @dataclass

@@ -14,7 +14,7 @@ from scalebench.report.advise import Advice, Verdict, advise, cells_of, crossove
 from scalebench.report.advise_scaling import cost_text, scaling_of
 from scalebench.report.advise_words import BASELINES, FAMILIES, FRAMEWORKS, failed, geomean, name, rows_text
 from scalebench.report.load import COMPLETED, ReportError
-from scalebench.report.section import Section, frame, seconds
+from scalebench.report.section import Section, frame, natural, seconds
 from scalebench.sizes import format_bytes
 
 TITLE = "When does a framework pay off?"
@@ -114,7 +114,8 @@ def sections(advice: Advice, level: int = 2) -> list[Section]:
 def crossings_table(advice: Advice) -> pd.DataFrame:
     """Per query, input and worker count: where each framework overtakes pandas and DuckDB."""
     p, body = advice.pool, []
-    for (stage, fmt, workers, query), block in p.groupby(["stage", "format", "workers", "query"]):
+    groups = sorted(p.groupby(["stage", "format", "workers", "query"]), key=lambda kv: (*kv[0][:3], natural(kv[0][3])))
+    for (stage, fmt, workers, query), block in groups:
         cells = cells_of(block)
         budget = block["budget_bytes"].max()
         for fw in [e for e in FRAMEWORKS if e in set(block["engine"])]:
@@ -182,7 +183,8 @@ def markdown(advice: Advice, images: bool = False, machine: str = "") -> str:
             lines += image_lines(advice, v, caps)
     for title, table, intro in (
             ("Where each framework overtakes, per query", crossings_table(advice), "Per query, input and worker "
-             "count: the same placement as the verdicts', on one query."),
+             "count: the same placement as the verdicts', on one query (where one size was measured, the ratio "
+             "at that size: no crossover can be placed)."),
             ("Times per size", times_table(advice), "Ratios are to pandas and to DuckDB on the same query, input, "
              "workers and size; CPU s and the price are per query, where the run measured them."),
             ("Worker scaling and COST", scaling_table(advice), "Speedup T(1)/T(n) and, in brackets, efficiency "

@@ -16,14 +16,13 @@ from scalebench.atomic import write_text
 from scalebench.report import advise_plots, families
 from scalebench.report.advise_words import FAMILIES, geomean, name
 from scalebench.report.load import COMPLETED
-from scalebench.report.section import colour, engine_order, marker
+from scalebench.report.section import colour, engine_order, marker, natural
 from scalebench.report.sections import (
     all_results,
     block_title,
     engines_words,
     inputs_words,
     machine_words,
-    natural,
     plural,
     rows_words,
     sections,

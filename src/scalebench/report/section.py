@@ -95,3 +95,8 @@ def size(v) -> str:
 
 def count(v, missing: str = "-") -> str:
     return missing if _missing(v) else f"{int(v):,}"
+
+
+def natural(text) -> str:
+    """A sort key that puts h2o_groupby-q2 before h2o_groupby-q10."""
+    return re.sub(r"\d+", lambda m: m.group().zfill(9), str(text))

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import re
-
 import pandas as pd
 
 from scalebench.report import families
 from scalebench.report.advise_plots import input_phrase
 from scalebench.report.advise_words import name
 from scalebench.report.load import COMPLETED
-from scalebench.report.section import Section, count, engine_order, frame, number, seconds, size
+from scalebench.report.section import Section, count, engine_order, frame, natural, number, seconds, size
 from scalebench.report.tables import (
     budget_table,
     completed,
@@ -42,10 +40,6 @@ def _matrix_cell(r) -> str:
     duckdb = "" if pd.isna(r.vs_duckdb) else f", duckdb {r.vs_duckdb:.2f}x"  # no DuckDB cell to compare with
     return f"{_t(r.median_s)} ({r.vs_fastest:.1f}x{duckdb}{mem})"
 
-
-def natural(text) -> str:
-    """A sort key that puts h2o_groupby-q2 before h2o_groupby-q10."""
-    return re.sub(r"\d+", lambda m: m.group().zfill(9), str(text))
 
 
 def plural(n, word: str, many: str | None = None) -> str:
