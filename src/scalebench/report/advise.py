@@ -173,14 +173,18 @@ def crossover(pts: list[Point], fw: str, base: str, budget: float | None = None)
 
 
 def fastest(cells: Cells) -> dict[int, tuple[str, float] | None]:
-    """Per size: the engine with the lowest geometric-mean time over the queries measured there, among
-    the engines that completed all of them (None when none did)."""
+    """Per size: the engine with the lowest geometric-mean time over the queries every engine measured
+    there, among the engines that completed all of them (None when none did). A query an engine has no
+    idiom for (skipped as not applicable: pandas and DuckDB have no native skew remedy) is left out of
+    the comparison, so it never drops that engine from it."""
     out = {}
     for rows in sorted({k[0] for k in cells}):
         here = {k: c for k, c in cells.items() if k[0] == rows}
-        queries = {q for (_, q, _), c in here.items() if completed_cell(c)}
+        engines = {k[2] for k in here}
+        common = set.intersection(*({q for (_, q, e) in here if e == engine} for engine in engines))
+        queries = {q for q in common if any(completed_cell(here[(rows, q, e)]) for e in engines)}
         times = {}
-        for e in {k[2] for k in here}:
+        for e in engines:
             ts = [here.get((rows, q, e)) for q in queries]
             if queries and all(completed_cell(c) for c in ts):
                 times[e] = geomean([c.median_s for c in ts])
