@@ -26,8 +26,9 @@ class CpuMeter:
         self._last: dict[Key, float] = {}
         self._base: dict[Key, float] = {}
 
-    def read(self, procs: list[psutil.Process]) -> None:
-        """Remember each process's CPU time so far."""
+    def read(self, procs: list[psutil.Process]) -> set[Key]:
+        """Remember each process's CPU time so far; the processes read (those still alive)."""
+        seen = set()
         for p in procs:
             try:
                 t = p.cpu_times()
@@ -35,6 +36,8 @@ class CpuMeter:
             except psutil.Error:
                 continue
             self._last[key] = t.user + t.system
+            seen.add(key)
+        return seen
 
     def begin(self, procs: list[psutil.Process]) -> None:
         """Start a window: what each process has used so far is not the window's."""
@@ -43,18 +46,11 @@ class CpuMeter:
 
     def end(self, procs: list[psutil.Process]) -> float:
         """End the window: CPU seconds the processes used since begin()."""
-        self.read(procs)
+        alive = self.read(procs)
         used = sum(cpu - self._base.get(key, 0.0) for key, cpu in self._last.items())
-        # processes gone before this window add nothing to later ones
-        self._last = {key: cpu for key, cpu in self._last.items() if _alive(key)}
+        # processes gone (or out of the tree) by now add nothing to later windows
+        self._last = {key: self._last[key] for key in alive}
         return max(0.0, used)
-
-
-def _alive(key: Key) -> bool:
-    try:
-        return psutil.Process(key[0]).create_time() == key[1]
-    except psutil.Error:
-        return False
 
 
 def burn_cpu(seconds: float) -> float:
