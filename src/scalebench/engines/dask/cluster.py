@@ -45,9 +45,14 @@ R = TypeVar("R")
 
 def _translate(engine: Any, method: str, inp: Any, exc: BaseException) -> BaseException | None:
     """Bad input (ValueError, TypeError) names the file Dask was reading; a ModelError names the
-    model file already."""
+    model file already. A task pinned to one worker that found no valid worker for NO_WORKERS_TIMEOUT
+    (a P2P shuffle's shard lives on one worker) is the memory limit at work: that worker was paused
+    at its pause threshold, or killed past it, and the cell is out of memory, not a failure."""
     if isinstance(exc, sbml.ModelError):
         return None
+    if isinstance(exc, distributed.scheduler.NoValidWorkerError) and "worker_restrictions={'" in str(exc):
+        return MemoryError(f"dask: a task pinned to one worker waited {NO_WORKERS_TIMEOUT} for it: the worker "
+                           "was paused at its memory limit or killed past it (NoValidWorkerError)")
     if isinstance(exc, ValueError | TypeError) and isinstance(inp, StageInput) and str(inp.path) not in str(exc):
         return ValueError(f"{inp.path}: {exc}")
     return None
