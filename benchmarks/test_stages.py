@@ -12,13 +12,21 @@ import time
 
 import pytest
 
+from fixtures.plugin import NOT_TRIED
 from scalebench.runner import QueryRun, benchmark_query, out_of_memory, query_data
 from scalebench.sizes import format_bytes
+from scalebench.stages import resolve_dataset
 
 
 def test_stage(benchmark, cell, settings, clusters, datasets, references, out_root, unfinished, request):
     if cell.io == "memory" and cell.query.storage_only:
         pytest.skip(f"{cell.query.storage_only}: --io memory has nothing to time")
+    below = unfinished.gave_up(cell)
+    if below is not None:  # a ladder stops climbing where the cell failed (fixtures/plugin.Unfinished)
+        rows = datasets.rows(resolve_dataset(cell.query.dataset, settings.zipf), cell.format, cell.rung)
+        detail = f"{below[1]} at {below[0]:,} rows; larger sizes are not tried"
+        unfinished.record(request.node, cell, rows, settings, NOT_TRIED, detail, 0.0)
+        pytest.xfail(f"{NOT_TRIED}: {detail}")
     engine = clusters.get(cell.engine, cell.workers)  # started outside the timed region
     # generated or cached, untimed; a join's other tables come along in the input
     data, inp = query_data(cell.query, lambda name: datasets.get(name, cell.format, rung=cell.rung), settings.zipf)
@@ -31,7 +39,7 @@ def test_stage(benchmark, cell, settings, clusters, datasets, references, out_ro
     def not_finished(outcome: str, detail: str, took: float) -> None:
         """A clear outcome for this cell, saved for the report; the session goes on with the others."""
         benchmark.has_error = True  # rounds cut short are not a timing to save
-        unfinished.record(request.node, cell, data, settings, outcome, detail, took)
+        unfinished.record(request.node, cell, data.rows, settings, outcome, detail, took)
         pytest.xfail(f"{outcome}: {where}: {detail}")
 
     try:

@@ -230,19 +230,42 @@ def test_the_report_opens_on_the_verdict(ladder, tmp_path):
     assert "median time per engine at 1M to 30M rows" in page  # captions in words, not figure names
 
 
+OOM_AT_10K = """
+from scalebench import runner
+
+_run = runner.QueryRun.__call__
+
+
+def _call(self):
+    if self.engine.name == "pandas" and self.query.id == "groupby-age" and self.inp.rows == 10_000:
+        raise MemoryError("could not allocate the frame")
+    return _run(self)
+
+
+runner.QueryRun.__call__ = _call
+"""
+
+
 def test_advise_on_a_real_tiny_ladder(tmp_path, data_dir):
     """The main command's ladder at tiny sizes, then advise on its JSON: two rungs in one run, each
-    answered, their CPU and cost measured."""
+    answered, their CPU and cost measured. One pandas cell runs out of memory at 10k rows: its 20k
+    rung is not tried (the ladder stops climbing there) and advise places pandas' frontier at 10k."""
     saved = tmp_path / "ladder.json"
     repo = Path(__file__).resolve().parents[1]
+    (tmp_path / "oomplugin.py").write_text(OOM_AT_10K)
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("PYTEST_XDIST")}
+    env["PYTHONPATH"] = __import__("os").pathsep.join([str(tmp_path), str(repo), env.get("PYTHONPATH", "")])
     r = subprocess.run([sys.executable, "-m", "pytest", str(repo / "benchmarks" / "test_stages.py"), "-q",
-                        "-p", "no:cacheprovider", "--scale=10k,20k", "--engines=duckdb,pandas", "--stages=groupby",
-                        "--rounds=1", "--no-memray", f"--data-dir={data_dir}", f"--benchmark-json={saved}"],
-                       capture_output=True, text=True, cwd=repo, timeout=600, env=env)
+                        "-p", "oomplugin", "-p", "no:cacheprovider", "--scale=10k,20k", "--engines=duckdb,pandas",
+                        "--stages=groupby", "--rounds=1", "--no-memray", f"--data-dir={data_dir}",
+                        f"--benchmark-json={saved}"], capture_output=True, text=True, cwd=repo, timeout=600, env=env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    names = [b["name"] for b in json.loads(saved.read_text())["benchmarks"]]
-    assert "test_stage[duckdb-groupby-age-parquet-10k-w2]" in names and len(names) == 2 * 2 * 3
+    doc = json.loads(saved.read_text())
+    names = [b["name"] for b in doc["benchmarks"]]
+    assert "test_stage[duckdb-groupby-age-parquet-10k-w2]" in names and len(names) == 2 * 2 * 3 - 2
+    unfinished = {(c["rows"], c["outcome"]): c["detail"] for c in doc["scalebench_unfinished"]}
+    assert set(unfinished) == {(10_000, "out of memory"), (20_000, "not tried")}, unfinished
+    assert unfinished[(20_000, "not tried")] == "out of memory at 10,000 rows; larger sizes are not tried"
     out = tmp_path / "advise"
     assert main(["advise", str(saved), "-o", str(out)]) == 0
     md = flat((out / "advise.md").read_text())
@@ -250,3 +273,4 @@ def test_advise_on_a_real_tiny_ladder(tmp_path, data_dir):
     # which engine wins at these sizes is the machine's business; that one is named is the command's
     assert re.search(r"(Fastest at each size: 10k: |(DuckDB|pandas) fastest at every size measured)", md), md[:2000]
     assert list(out.glob("advise-time-*.svg")) and list(out.glob("advise-memory-*.svg"))
+    assert "pandas ran out of memory at 10k (1 of 3 queries) and completed no size in full" in md, md[:3000]

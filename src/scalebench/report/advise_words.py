@@ -40,7 +40,8 @@ def about_rows(x: float) -> str:
 
 def failed(outcome: str) -> str:
     """'out of memory' -> 'ran out of memory', to follow an engine's name."""
-    return {"out of memory": "ran out of memory", "timed out": "timed out"}.get(outcome, outcome)
+    return {"out of memory": "ran out of memory", "timed out": "timed out",
+            "not tried": "was not tried (it failed at a smaller size)"}.get(outcome, outcome)
 
 
 def budget_text(budget: float | None) -> str:
