@@ -157,6 +157,18 @@ def test_a_query_an_engine_has_no_idiom_for_does_not_drop_it_from_the_fastest(tm
     assert v.lines[0].startswith("DuckDB fastest (20.0 ms) at 1M rows"), v.lines[0]
 
 
+def test_a_failure_below_a_size_completed_in_full_is_said_as_it_is(tmp_path):
+    """Dask timed out on one query at 1M and completed every query at 2M: no 'completed up to 2M but
+    later timed out at 1M'."""
+    cells = [(q, r) for q in ("groupby-age", "groupby-points") for r in (1_000_000, 2_000_000)]
+    benches = [_bench("dask", q, r, 2, 1.0) for q, r in cells if (q, r) != ("groupby-points", 1_000_000)]
+    benches += [_bench("pandas", q, r, 2, 0.5) for q, r in cells]
+    run = _write(tmp_path / "flaky.json", benches, [_unfinished("dask", "groupby-points", 1_000_000, 2, "timed out")])
+    (v,) = advise(load_runs([run])).verdicts
+    memory = next(line for line in v.lines if line.startswith("Memory"))
+    assert "Dask timed out at 1M (1 of 2 queries), yet completed every query at 2M rows" in memory, memory
+
+
 def test_a_single_size_still_answers(tmp_path):
     rows = 1_000_000
     run = _write(tmp_path / "one.json", [_bench(e, "groupby-age", rows, 2, t(rows)) for e, t in TIMES.items()])

@@ -252,9 +252,10 @@ def memory_line(cells: Cells, budget: float | None) -> str:
             ok.setdefault(f.last_ok, []).append(name(e))
         elif f.last_ok is None:
             parts.append(f"{name(e)} {what} and completed no size in full")
-        else:
-            order = "and" if f.last_ok < f.first_fail else "but later"
-            parts.append(f"{name(e)} completed up to {rows_text(f.last_ok)} rows {order} {what}")
+        elif f.last_ok < f.first_fail:
+            parts.append(f"{name(e)} completed up to {rows_text(f.last_ok)} rows and {what}")
+        else:  # a failure below a size it completed in full: a flaky cell, or noise at the memory limit
+            parts.append(f"{name(e)} {what}, yet completed every query at {rows_text(f.last_ok)} rows")
     parts += [f"{', '.join(es)} completed every size up to {rows_text(r)} rows" for r, es in sorted(ok.items())]
     return f"Memory{budget_text(budget)}: " + "; ".join(parts) + "."
 
