@@ -155,6 +155,9 @@ def test_a_query_an_engine_has_no_idiom_for_does_not_drop_it_from_the_fastest(tm
     benches += [_bench(e, "skew-join-native", rows, 2, t(rows)) for e, t in TIMES.items() if e in ("dask", "spark")]
     (v,) = advise(load_runs([_write(tmp_path / "skew.json", benches)])).verdicts
     assert v.lines[0].startswith("DuckDB fastest (20.0 ms) at 1M rows"), v.lines[0]
+    cost = v.lines[-1]  # priced over the query every engine ran, so no engine is "not measured"
+    assert cost.startswith("Cost at 1M rows (the query every engine ran): DuckDB 0.03 CPU s") and "not measured" \
+        not in cost, cost
 
 
 def test_a_failure_below_a_size_completed_in_full_is_said_as_it_is(tmp_path):

@@ -261,11 +261,15 @@ def memory_line(cells: Cells, budget: float | None) -> str:
 
 
 def cost_line(block: pd.DataFrame) -> str:
-    """What running the family's queries once cost at the largest size, per engine that completed them all."""
+    """What running the family's queries once cost at the largest size, per engine that completed them all;
+    over the queries every engine ran there (not one an engine has no idiom for, as in fastest())."""
     top = block[block["rows"] == block["rows"].max()]
     if "cost_usd" not in top or top["cpu_s"].isna().all():
         return "Cost per query: not measured (the run recorded no CPU time)."
-    queries = top["query"].nunique()
+    common = set.intersection(*(set(g["query"]) for _, g in top.groupby("engine")))
+    every = "" if len(common) == top["query"].nunique() else " every engine ran"
+    top = top[top["query"].isin(common)]
+    queries = len(common)
     parts = []
     for e, g in top.groupby("engine"):
         if len(g) == queries and (g["outcome"] == COMPLETED).all() and g["cpu_s"].notna().all():
@@ -276,7 +280,7 @@ def cost_line(block: pd.DataFrame) -> str:
             parts.append((math.inf, f"{name(e)} did not finish"))
         else:
             parts.append((math.inf, f"{name(e)} not measured"))
-    each = "the query" if queries == 1 else f"the {queries} queries once each"
+    each = f"the query{every}" if queries == 1 else f"the {queries} queries{every}, once each"
     return (f"Cost at {rows_text(top['rows'].iloc[0])} rows ({each}): "
             + "; ".join(t for _, t in sorted(parts, key=lambda p: p[0])) + ".")
 
