@@ -415,18 +415,18 @@ def test_out_of_memory_and_timed_out_cells_are_recorded_outcomes(tmp_path):
 
 
 def test_a_dask_task_waiting_for_its_paused_worker_is_out_of_memory():
-    """At 512 MiB a worker, a P2P shuffle's shard task waited 60 s for the one worker holding it,
-    paused at its memory limit (NoValidWorkerError, a sort at 1M rows under a 1 GiB budget): the
-    cell is out of memory, not a failure. A task with no worker pinned is left as it is."""
-    from distributed.scheduler import NoValidWorkerError
+    """At 512 MiB a worker (the 1 GiB ladder), tasks waited 60 s for the one worker holding their P2P
+    shard (NoValidWorkerError), or for any running worker (NoWorkerError), while the workers were
+    paused at their memory limit: the cell is out of memory, not a failure. Other errors pass through."""
+    from distributed.scheduler import NoValidWorkerError, NoWorkerError
 
     from scalebench.engines.dask.cluster import _translate
     from scalebench.runner import out_of_memory
 
     pinned = NoValidWorkerError(task=("p2pshuffle-x", 0), host_restrictions=set(),
                                 worker_restrictions={"tcp://127.0.0.1:1"}, resource_restrictions={}, timeout=60.0)
-    clear = _translate(None, "sort_top", None, pinned)
-    assert out_of_memory(clear) and "paused at its memory limit" in str(clear), clear
-    loose = NoValidWorkerError(task="x", host_restrictions={"h"}, worker_restrictions=set(), resource_restrictions={},
-                               timeout=60.0)
-    assert _translate(None, "sort_top", None, loose) is None
+    none_running = NoWorkerError(task=("read_parquet-x", 0), timeout=60.0)
+    for exc in (pinned, none_running):
+        clear = _translate(None, "sort_top", None, exc)
+        assert out_of_memory(clear) and "paused at their memory limit" in str(clear), clear
+    assert _translate(None, "sort_top", None, RuntimeError("something else")) is None

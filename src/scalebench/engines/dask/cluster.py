@@ -45,14 +45,15 @@ R = TypeVar("R")
 
 def _translate(engine: Any, method: str, inp: Any, exc: BaseException) -> BaseException | None:
     """Bad input (ValueError, TypeError) names the file Dask was reading; a ModelError names the
-    model file already. A task pinned to one worker that found no valid worker for NO_WORKERS_TIMEOUT
-    (a P2P shuffle's shard lives on one worker) is the memory limit at work: that worker was paused
-    at its pause threshold, or killed past it, and the cell is out of memory, not a failure."""
+    model file already. A task that found no worker to run on for NO_WORKERS_TIMEOUT (NoWorkerError),
+    or not the one worker holding its P2P shuffle shard (NoValidWorkerError), is the memory limit at
+    work on a local cluster: the workers were paused at their pause threshold or killed past it (the
+    1 GiB ladder, 2 x 512 MiB workers, from 1M rows). The cell is out of memory, not a failure."""
     if isinstance(exc, sbml.ModelError):
         return None
-    if isinstance(exc, distributed.scheduler.NoValidWorkerError) and "worker_restrictions={'" in str(exc):
-        return MemoryError(f"dask: a task pinned to one worker waited {NO_WORKERS_TIMEOUT} for it: the worker "
-                           "was paused at its memory limit or killed past it (NoValidWorkerError)")
+    if isinstance(exc, distributed.scheduler.NoWorkerError | distributed.scheduler.NoValidWorkerError):
+        return MemoryError(f"dask: a task waited {NO_WORKERS_TIMEOUT} for a worker to run on: the workers were "
+                           f"paused at their memory limit or killed past it ({type(exc).__name__})")
     if isinstance(exc, ValueError | TypeError) and isinstance(inp, StageInput) and str(inp.path) not in str(exc):
         return ValueError(f"{inp.path}: {exc}")
     return None
