@@ -172,16 +172,20 @@ def crossover(pts: list[Point], fw: str, base: str, budget: float | None = None)
     return out
 
 
+def common_queries(engine_queries: dict[str, set[str]]) -> set[str]:
+    """The queries every engine ran: one an engine has no idiom for (skipped as not applicable, absent
+    from the JSON: pandas and DuckDB have no native skew remedy) is left out of a comparison of engines."""
+    return set.intersection(*engine_queries.values()) if engine_queries else set()
+
+
 def fastest(cells: Cells) -> dict[int, tuple[str, float] | None]:
     """Per size: the engine with the lowest geometric-mean time over the queries every engine measured
-    there, among the engines that completed all of them (None when none did). A query an engine has no
-    idiom for (skipped as not applicable: pandas and DuckDB have no native skew remedy) is left out of
-    the comparison, so it never drops that engine from it."""
+    there (common_queries), among the engines that completed all of them (None when none did)."""
     out = {}
     for rows in sorted({k[0] for k in cells}):
         here = {k: c for k, c in cells.items() if k[0] == rows}
         engines = {k[2] for k in here}
-        common = set.intersection(*({q for (_, q, e) in here if e == engine} for engine in engines))
+        common = common_queries({engine: {q for (_, q, e) in here if e == engine} for engine in engines})
         queries = {q for q in common if any(completed_cell(here[(rows, q, e)]) for e in engines)}
         times = {}
         for e in engines:
@@ -262,11 +266,11 @@ def memory_line(cells: Cells, budget: float | None) -> str:
 
 def cost_line(block: pd.DataFrame) -> str:
     """What running the family's queries once cost at the largest size, per engine that completed them all;
-    over the queries every engine ran there (not one an engine has no idiom for, as in fastest())."""
+    over the queries every engine ran there (common_queries)."""
     top = block[block["rows"] == block["rows"].max()]
     if "cost_usd" not in top or top["cpu_s"].isna().all():
         return "Cost per query: not measured (the run recorded no CPU time)."
-    common = set.intersection(*(set(g["query"]) for _, g in top.groupby("engine")))
+    common = common_queries({e: set(g["query"]) for e, g in top.groupby("engine")})
     every = "" if len(common) == top["query"].nunique() else " every engine ran"
     top = top[top["query"].isin(common)]
     queries = len(common)

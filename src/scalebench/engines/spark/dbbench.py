@@ -170,7 +170,7 @@ def _fetch_through_parquet(df: DataFrame, scratch: Path) -> pd.DataFrame:
     other hosts must share the driver's file system, as they already share the data folder)."""
     folder = Path(tempfile.mkdtemp(prefix="answer-", dir=scratch))
     try:
-        df.write.mode("overwrite").parquet(str(folder / "parts"))
+        SparkReader._write(df, folder / "parts")
         return pq.read_table(folder / "parts").to_pandas()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
