@@ -255,6 +255,12 @@ def test_a_failed_write_leaves_no_output_folder(engine, tiny_users, tmp_path, ca
     inp, expected = _damaged(tiny_users, case, tmp_path / "copy")
     run = QueryRun(engine, ETL_USERS, inp, tmp_path / "out")
     run.prepare()
+    if engine.name == "polars" and case == "csv-wrong-field-count":
+        # polars' CSV reader fills a short row with nulls and has no strict mode (README, Bad input):
+        # the query runs, the answer check would fail it, and the scan names the line
+        run()
+        assert diagnose(inp) == str(inp.path) + expected
+        return
     with pytest.raises(BadInput, match="^" + expected.replace("(", r"\(").replace(")", r"\)")):
         run()
     assert not run.out.exists(), sorted(str(p) for p in run.out.rglob("*"))

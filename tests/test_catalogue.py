@@ -18,7 +18,7 @@ NOT_APPLICABLE = {
     **{("pandas", f"skew-{op}-{d}-{r}"): "no workers" for d in DISTRIBUTIONS
        for op, r in (("groupby", "salted"), ("join", "salted"), ("join", "native"))},
     **{("ray", f"skew-join-{d}-native"): "hash-shuffle join" for d in DISTRIBUTIONS},
-    **{("duckdb", f"skew-join-{d}-native"): "one hash join" for d in DISTRIBUTIONS},
+    **{(single, f"skew-join-{d}-native"): "one hash join" for d in DISTRIBUTIONS for single in ("duckdb", "polars")},
 }
 
 

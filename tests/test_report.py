@@ -286,3 +286,25 @@ def test_the_report_keeps_storage_and_memory_cells_apart(tmp_path):
     assert frame.loc["parquet in memory", "median_s"] == pytest.approx(0.1)
     assert main(["report", str(path), "-o", str(tmp_path / "out")]) == 0
     assert "parquet in memory" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_the_report_tables_tpch_per_engine_with_total_and_geometric_mean(tmp_path):
+    benches = []
+    for engine, factor in (("duckdb", 1.0), ("spark", 4.0)):
+        for q in range(1, 23):
+            if engine == "spark" and q == 21:
+                continue  # not run: marked, and left out of the total
+            b = _bench(engine, f"tpch-q{q}", 2, factor * (0.5 if q % 2 else 2.0))
+            b["extra_info"]["scale_factor"] = 1.0
+            benches.append(b)
+    doc = {"machine_info": {}, "commit_info": {}, "datetime": "2026-12-04T00:00:00", "version": "5.2.3",
+           "benchmarks": benches}
+    path = tmp_path / "tpch.json"
+    path.write_text(json.dumps(doc))
+    out = tmp_path / "report"
+    assert main(["report", str(path), "-o", str(out)]) == 0
+    md = flat((out / "report.md").read_text())
+    assert "### TPC-H, SF1, parquet, 2 workers (tpch)" in md
+    assert "| q2 | 2.00 s | 8.00 s |" in md and "| q21 | 500.0 ms | not run |" in md
+    assert "| total | 27.50 s (22 q) | 108.00 s (21 q) |" in md  # 11 x 2.0 + 11 x 0.5; spark lacks q21's 2.0
+    assert "| geometric mean | 1.00 s | " in md  # (0.5 x 2.0) ** (1/2) per pair

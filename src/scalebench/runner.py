@@ -143,6 +143,30 @@ class Expected:
         compare(replace(query, keys=("rows",)), summary, self.frame)
 
 
+@dataclass(frozen=True)
+class Official:
+    """TPC-H at SF1: the kit's official answer set, compared with the specification's rules
+    (tpch.official); it shares no code with any engine."""
+
+    question: str
+    source: str = "official TPC-H SF1 answers (spec rules)"
+    summarised: bool = False
+
+    @staticmethod
+    def applies(query: Query, data: StoredDataset) -> bool:
+        from scalebench.tpch import OFFICIAL_SF
+
+        return query.stage == "tpch" and data.manifest.get("scale_factor") == OFFICIAL_SF
+
+    def check(self, query: Query, got: pd.DataFrame) -> None:
+        from scalebench.tpch.official import OfficialMismatch, compare_official
+
+        try:
+            compare_official(self.question, got)
+        except OfficialMismatch as exc:
+            raise WrongAnswer(str(exc)) from None
+
+
 SECOND_REFERENCE = "polars"
 CROSS_CHECK_ROWS = 1_000_000
 """Up to this many input rows (the tiny and small sizes) the DuckDB reference's every answer is
@@ -210,8 +234,10 @@ class References:
             self._answers[key] = Expected.of(plain, found, SECOND_REFERENCE)
         return self._answers[key]
 
-    def expected(self, run: QueryRun, data: StoredDataset) -> Expected:
-        """What `run` is checked against: never the engine's own code."""
+    def expected(self, run: QueryRun, data: StoredDataset) -> Expected | Official:
+        """What `run` is checked against: never the engine's own code (TPC-H at SF1: the official answers)."""
+        if Official.applies(run.query, data):
+            return Official(str(run.query.variant))
         if run.engine.name == REFERENCE_ENGINE:
             return self.second(run.query, data, run.inp)
         return self.answer(run.query, data, run.inp)
@@ -221,6 +247,8 @@ class References:
         checked against, for the record."""
         expected = self.expected(run, data)
         expected.check(run.query, run.answer())
+        if isinstance(expected, Official):
+            return f"equal to the {expected.source}"
         return f"equal to {expected.source} reference" + (" (keyed summary)" if expected.summarised else "")
 
     def close(self) -> None:
@@ -294,6 +322,8 @@ def benchmark_query(benchmark, run: QueryRun, data: StoredDataset, references: R
         "notes": run.engine.notes(),
         **measured,
     }
+    if "scale_factor" in data.manifest:  # TPC-H: the size users compare with published figures
+        info["scale_factor"] = data.manifest["scale_factor"]
     if str(info.get("address", "")).startswith("in-process"):
         info.pop("address")
     benchmark.extra_info.update(info)

@@ -98,6 +98,8 @@ class Rung:
     label: str
     rows: int | None = None
     multiple: float | None = None
+    sf: float | None = None
+    """A TPC-H scale factor (--tpch-sf): the size of the tpch stage's cells."""
 
 
 def parse_ladder(scale: str, multiples: str | None = None) -> list[Rung]:

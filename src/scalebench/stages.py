@@ -82,6 +82,12 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
+from scalebench.datasets.tables_tpch import TPCH_PREFIX
+from scalebench.tpch import ANSWERS as TPCH_ANSWERS
+from scalebench.tpch import EXTRA_TABLES as TPCH_EXTRA
+from scalebench.tpch import MAIN_TABLE as TPCH_MAIN
+from scalebench.tpch import QUESTIONS as TPCH_QUESTIONS
+
 ID_BUCKET_WIDTH = 100
 TOP_EARNERS = 10
 EXTREMES = 5
@@ -212,6 +218,9 @@ PARTITION_LAYOUTS = {"unpartitioned": ("plain", None), "by_key": ("by_key", "key
 QUERIES += tuple(Query("partition", f"groupby-{name}", "keys_uniform", False, ("rows",), op="skew_groupby",
                        variant=remedy, layout=layout, formats=("parquet",))
                  for name, (remedy, layout) in PARTITION_LAYOUTS.items())
+QUERIES += tuple(Query("tpch", q, f"{TPCH_PREFIX}{TPCH_MAIN}", False, TPCH_ANSWERS[q].keys, op="tpch", variant=q,
+                       rtol=1e-6, extra=TPCH_EXTRA)
+                 for q in TPCH_QUESTIONS)
 STAGES: tuple[str, ...] = tuple(dict.fromkeys(q.stage for q in QUERIES))
 DEFAULT_ZIPF = 1.2
 

@@ -135,6 +135,8 @@ from scalebench.datasets.tables_joins import (  # noqa: E402
     names_dim_chunk,
     names_dim_table,
 )
+from scalebench.datasets.tables_tpch import TPCH_SCHEMAS  # noqa: E402
+from scalebench.datasets.tables_tpch import table_of as tpch_table_of  # noqa: E402
 from scalebench.datasets.tables_users import (  # noqa: E402
     points_chunk,
     points_csv,
@@ -172,10 +174,18 @@ SCHEMAS: dict[str, Schema] = {
 }
 
 
+def _not_drawn(*args: object) -> dict[str, np.ndarray]:
+    raise TypeError("TPC-H tables are made by tpchgen-cli (store.ensure_tpch), not drawn chunk by chunk")
+
+
 def schema_for(name: str) -> Schema | None:
     """The schema of a dataset name, including the parametric skewed-key tables."""
     if name in SCHEMAS:
         return SCHEMAS[name]
+    table = tpch_table_of(name)
+    if table is not None:  # made by tpchgen-cli (store.ensure_tpch), never drawn chunk by chunk
+        arrow = TPCH_SCHEMAS[table]
+        return Schema(name, tuple(arrow.names), arrow, _not_drawn, _not_drawn, _not_drawn, ())
     if name.startswith(KEYS_PREFIX):
         try:
             exponent = float(name[len(KEYS_PREFIX):])

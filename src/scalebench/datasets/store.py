@@ -242,6 +242,32 @@ def _build_once(final: Path, build: Any, force: bool = False) -> StoredDataset:
     return validate(final)
 
 
+def ensure_tpch(sf: float, fmt: str, *, data_dir: Path | str | None = None, workers: int | None = None,
+                force: bool = False, progress: Any = None) -> StoredDataset:
+    """TPC-H's eight tables at scale factor `sf` (tables_tpch), generated unless a valid folder is
+    cached: <data_dir>/tpch/sf<SF>-g<generator>/<format>/<table>/; tpch_table() gives one table."""
+    from scalebench.datasets.tables_tpch import MIN_SF, TpchgenMissing, generate_tpch
+
+    if fmt not in FORMATS:
+        raise DatasetError(f"--format: unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+    if not isinstance(sf, int | float) or not sf >= MIN_SF:
+        raise DatasetError(f"--tpch-sf: {sf!r} must be a scale factor of at least {MIN_SF:g}")
+    data = check_data_dir(data_dir if data_dir is not None else default_data_dir())
+    final = Path(data) / "tpch" / f"sf{sf:g}-g{GENERATOR_VERSION}" / fmt
+    try:
+        return _build_once(final, lambda tmp: generate_tpch(sf, fmt, workers or default_workers(), tmp, progress),
+                           force)
+    except TpchgenMissing as exc:
+        raise DatasetError(str(exc)) from None
+
+
+def tpch_table(data: StoredDataset, table: str) -> StoredDataset:
+    """One table of an ensure_tpch folder, validated with its own manifest."""
+    if table not in data.manifest.get("tables", {}):
+        raise DatasetError(f"{data.folder}: no TPC-H table {table!r}")
+    return validate(data.folder / table)
+
+
 def ensure_partitioned(data: StoredDataset, column: str, buckets: int = PARTITION_BUCKETS, *,
                        force: bool = False) -> StoredDataset:
     """The same rows as the Parquet dataset `data`, laid out hive-style by `column % buckets`:

@@ -6,7 +6,7 @@ import importlib
 
 from scalebench.engines.base import ClusterSpec, Engine, EngineUnavailable, StageInput
 
-ENGINE_NAMES: tuple[str, ...] = ("pandas", "duckdb", "dask", "ray", "spark")
+ENGINE_NAMES: tuple[str, ...] = ("pandas", "duckdb", "polars", "dask", "ray", "spark")
 REFERENCE_ENGINE = "duckdb"
 
 __all__ = ["ENGINE_NAMES", "REFERENCE_ENGINE", "ClusterSpec", "Engine", "EngineUnavailable",

@@ -342,6 +342,11 @@ class Engine(abc.ABC):
     def skew_join(self, inp: StageInput, remedy: str) -> pd.DataFrame:
         """remedy: 'plain', 'salted' or 'native'."""
 
+    @abc.abstractmethod
+    def tpch(self, inp: StageInput, question: str) -> pd.DataFrame:
+        """TPC-H question q1..q22 (scalebench.tpch) over lineitem and the seven tables in inp.extra:
+        the whole answer, collected, with tpch.ANSWERS' columns."""
+
     # -- machine learning (see scalebench.ml) --------------------------------------
     def logreg(self, inp: StageInput) -> Any:
         """Fit scalebench.ml's logistic regression on points; return an ml.Fit."""

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from scalebench.reference_polars import h2o, queries
+from scalebench.reference_polars import h2o, queries, tpch
 
 if TYPE_CHECKING:
     from scalebench.engines.base import StageInput
@@ -36,6 +36,7 @@ OPS: dict[str, Callable[..., Any]] = {
     "h2o_groupby": h2o.h2o_groupby, "h2o_join": h2o.h2o_join,
     "join_dim": queries.join_dim, "join_large": queries.join_large,
     "skew_groupby": queries.skew_groupby, "skew_join": queries.skew_join,
+    "tpch": tpch.tpch,
 }
 """Query.op -> the function answering it, called like the engine method of that name."""
 

@@ -29,6 +29,8 @@ def polars_type(t: pa.DataType) -> pl.DataType:
     """The polars type of one documented Arrow type."""
     if pa.types.is_timestamp(t):
         return TIMESTAMP
+    if pa.types.is_date32(t):  # TPC-H's dates
+        return pl.Date()
     for test, dtype in ((pa.types.is_int64, pl.Int64), (pa.types.is_int32, pl.Int32),
                         (pa.types.is_float64, pl.Float64), (pa.types.is_boolean, pl.Boolean),
                         (lambda x: pa.types.is_string(x) or pa.types.is_large_string(x), pl.String)):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from scalebench.report import families
+from scalebench.report import families, tpch
 from scalebench.report.advise_plots import input_phrase
 from scalebench.report.advise_words import name
 from scalebench.report.load import COMPLETED
@@ -292,5 +292,5 @@ def sections(df: pd.DataFrame) -> list[Section]:
     """The whole report, in reading order."""
     everything = with_ratios(stage_cells(df))  # a cell that did not finish has no time, so it changes no ratio
     done = completed(everything)
-    return [*matrix(everything), *budget(everything), *cost(done), *totals(done), *skew(done), *partitioning(done),
-            *worker_scaling(done), *families.sections(df), *provenance(df)]
+    return [*matrix(everything), *budget(everything), *cost(done), *totals(done), *tpch.sections(everything),
+            *skew(done), *partitioning(done), *worker_scaling(done), *families.sections(df), *provenance(df)]

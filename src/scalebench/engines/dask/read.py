@@ -27,6 +27,8 @@ def _pandas_dtype(t: pa.DataType) -> str:
     """read_csv dtype of an Arrow type: strings as pandas' str, numbers and bools by name."""
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         return "str"
+    if pa.types.is_date32(t):  # TPC-H's dates: the type a Parquet read gives, so one query serves both
+        return "date32[day][pyarrow]"
     if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
         return np.dtype(t.to_pandas_dtype()).name
     raise ValueError(f"no CSV dtype for Arrow type {t}")

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import pandas as pd
+
+from scalebench.engines.base import StageInput
 from scalebench.engines.ray.dbbench import GROUPBY_QUESTIONS, JOIN_QUESTIONS, RayDbBenchmark
 from scalebench.engines.ray.joins import SKEW_GROUPBY, SKEW_JOIN, RayJoins
 from scalebench.engines.ray.ml import RayML
 from scalebench.engines.ray.tables import RayTables
+from scalebench.engines.ray.tpch import IDIOM as TPCH_IDIOM
+from scalebench.engines.ray.tpch import TPCH_QUERIES, run
 
 IDIOMS: dict[str, str] = {
     "etl_users": "ray-data: read, map_batches(clean), repartition(keys=id)+map_batches(dedupe), "
@@ -33,6 +38,7 @@ IDIOMS: dict[str, str] = {
                       "to_pandas()",
     **{f"h2o_join_q{i}": "ray-data: Dataset.join (hash shuffle of both sides), materialize() and count()"
        for i in range(1, 6)},
+    **{f"tpch_{q}": TPCH_IDIOM for q in TPCH_QUERIES},
     "join_dim": "ray-data: map_batches(pyarrow join, dimension in fn_kwargs: broadcast), groupby().aggregate",
     "join_large": "ray-data: Dataset.join(inner, hash shuffle on id), groupby().aggregate",
     "skew_groupby": "ray-data: groupby(key).aggregate; salted: groupby(key, salt) then groupby(key)",
@@ -47,7 +53,11 @@ class RayEngine(RayTables, RayDbBenchmark, RayJoins, RayML):
 
     IDIOMS: ClassVar[dict[str, str]] = IDIOMS
     VARIANTS = {"h2o_groupby": GROUPBY_QUESTIONS, "h2o_join": JOIN_QUESTIONS,
-                "skew_groupby": SKEW_GROUPBY, "skew_join": SKEW_JOIN}
+                "skew_groupby": SKEW_GROUPBY, "skew_join": SKEW_JOIN, "tpch": TPCH_QUERIES}
+
+    def tpch(self, inp: StageInput, question: str) -> pd.DataFrame:
+        """TPC-H's question in Ray Data (engines.ray.tpch), its small answer collected."""
+        return run(self, inp, question)
 
 
 ENGINE = RayEngine

@@ -20,6 +20,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql.types import (
     BooleanType,
     DataType,
+    DateType,
     DoubleType,
     IntegerType,
     LongType,
@@ -48,6 +49,7 @@ _SPARK_TYPES: tuple[tuple[Callable[[pa.DataType], bool], DataType], ...] = (
     (pa.types.is_string, StringType()),
     (pa.types.is_boolean, BooleanType()),
     (lambda t: pa.types.is_timestamp(t) and t.tz is None, TimestampNTZType()),
+    (pa.types.is_date32, DateType()),  # TPC-H's dates, YYYY-MM-DD in CSV (Spark's default dateFormat)
 )
 
 
