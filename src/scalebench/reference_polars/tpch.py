@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import polars as pl
 
-from scalebench.datasets.schemas import schema_for
 from scalebench.reference_polars.queries import collect
-from scalebench.reference_polars.read import CAST, polars_type
+from scalebench.reference_polars.read import CAST, documented
 from scalebench.tpch import ANSWERS, scale_factor, tables
 
 if TYPE_CHECKING:
@@ -32,16 +31,9 @@ Frames = dict[str, pl.LazyFrame]
 col = pl.col
 
 
-def _schema(dataset: str) -> dict[str, pl.DataType]:
-    schema = schema_for(dataset)
-    if schema is None:
-        raise ValueError(f"unknown dataset {dataset!r}")
-    return {f.name: polars_type(f.type) for f in schema.arrow}
-
-
 def scan_table(inp: StageInput) -> pl.LazyFrame:
     """One table, typed from its documented schema: no inference, so CSV and Parquet agree."""
-    schema = _schema(inp.dataset)
+    schema = documented(inp.dataset)
     if inp.format == "parquet":
         files = [str(f) for f in inp.files]
         if not files:

@@ -17,16 +17,14 @@ from typing import Any
 
 import pandas as pd
 import polars as pl
-import pyarrow as pa
 
-from scalebench.datasets.schemas import schema_for
 from scalebench.datasets.tables_tpch import TPCH_PREFIX
 from scalebench.engines.base import Engine, StageInput
 from scalebench.inputs import CSV_TIMESTAMP_FORMAT, normalise_name
+from scalebench.reference_polars.read import CAST, TIMESTAMP, documented  # one home for polars' types
 
 STREAMING = "streaming"
-TIMESTAMP = pl.Datetime("us")
-CAST = pl.ScanCastOptions(integer_cast="upcast", float_cast="upcast", datetime_cast="upcast")
+
 """Parquet parts may carry narrower types than documented (int32 for int64): widened, never narrowed."""
 OOC_BUDGET = "POLARS_OOC_MEMORY_BUDGET_MB"
 """The streaming engine's memory budget: past it, operators spill to disk."""
@@ -34,28 +32,6 @@ OOC_SPILL_DIR = "POLARS_OOC_SPILL_DIR"
 """Where it spills; polars fixes the folder at the process's first spill and removes its files itself."""
 ANSWER_BYTES_PER_ROW = 128
 """A held answer's size in memory per row (db-benchmark's answers: about eight narrow columns)."""
-
-
-def polars_type(t: pa.DataType) -> pl.DataType:
-    """The polars type of one documented Arrow type."""
-    if pa.types.is_timestamp(t):
-        return TIMESTAMP
-    if pa.types.is_date32(t):
-        return pl.Date()
-    for test, dtype in ((pa.types.is_int64, pl.Int64), (pa.types.is_int32, pl.Int32),
-                        (pa.types.is_float64, pl.Float64), (pa.types.is_boolean, pl.Boolean),
-                        (lambda x: pa.types.is_string(x) or pa.types.is_large_string(x), pl.String)):
-        if test(t):
-            return dtype()
-    raise TypeError(f"no polars type for {t}")
-
-
-def documented(dataset: str) -> dict[str, pl.DataType]:
-    """Column name -> polars type, in the documented order."""
-    schema = schema_for(dataset)
-    if schema is None:
-        raise ValueError(f"unknown dataset {dataset!r}")
-    return {f.name: polars_type(f.type) for f in schema.arrow}
 
 
 def scan_parquet(files: list[Path] | tuple[Path, ...], dataset: str) -> pl.LazyFrame:
