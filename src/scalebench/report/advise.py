@@ -1,5 +1,5 @@
 """`scalebench advise`, the answer users come for: per stage family and query, the fastest engine at each
-size, where each framework overtakes pandas and DuckDB (between two measured rungs, never past the largest),
+size, where each framework overtakes pandas, DuckDB and polars (between two measured rungs, never past the largest),
 the memory frontier, speedup and COST across workers, and the cost per query. Rendering: report.advise_plots."""
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ def crossover(pts: list[Point], fw: str, base: str, budget: float | None = None)
 
 def common_queries(engine_queries: dict[str, set[str]]) -> set[str]:
     """The queries every engine ran: one an engine has no idiom for (skipped as not applicable, absent
-    from the JSON: pandas and DuckDB have no native skew remedy) is left out of a comparison of engines."""
+    from the JSON: pandas, DuckDB and polars have no native skew remedy) is left out of a comparison of engines."""
     return set.intersection(*engine_queries.values()) if engine_queries else set()
 
 
@@ -317,7 +317,7 @@ def verdict(p: pd.DataFrame, stage: str, fmt: str) -> Verdict:
     for fw in [e for e in engines if e in FRAMEWORKS]:
         xs = [crossover(points(cells, fw, b), fw, b, budget) for b in BASELINES if b in engines]
         found += xs
-        said = ". It ".join(x.text for x in xs) if xs else "was not measured beside pandas or DuckDB"
+        said = ". It ".join(x.text for x in xs) if xs else "was not measured beside pandas, DuckDB or polars"
         lines.append(f"{name(fw)} {said}.")
     if not any(e in FRAMEWORKS for e in engines):
         lines.append("No distributed framework (Dask, Ray, Spark) was measured here: no crossover to place.")

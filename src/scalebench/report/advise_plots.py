@@ -12,7 +12,16 @@ import pandas as pd
 from scalebench.atomic import write_text
 from scalebench.report.advise import Advice, Verdict, advise, cells_of, crossover, points
 from scalebench.report.advise_scaling import cost_text, scaling_of
-from scalebench.report.advise_words import BASELINES, FAMILIES, FRAMEWORKS, failed, geomean, name, rows_text
+from scalebench.report.advise_words import (
+    BASELINES,
+    FAMILIES,
+    FRAMEWORKS,
+    baselines_in,
+    failed,
+    geomean,
+    name,
+    rows_text,
+)
 from scalebench.report.load import COMPLETED, ReportError
 from scalebench.report.section import Section, frame, natural, seconds
 from scalebench.sizes import format_bytes
@@ -112,17 +121,18 @@ def sections(advice: Advice, level: int = 2) -> list[Section]:
 
 
 def crossings_table(advice: Advice) -> pd.DataFrame:
-    """Per query, input and worker count: where each framework overtakes pandas and DuckDB."""
+    """Per query, input and worker count: where each framework overtakes pandas, DuckDB (and polars when measured)."""
     p, body = advice.pool, []
+    bases = baselines_in(p["engine"])
     groups = sorted(p.groupby(["stage", "format", "workers", "query"]), key=lambda kv: (*kv[0][:3], natural(kv[0][3])))
     for (stage, fmt, workers, query), block in groups:
         cells = cells_of(block)
         budget = block["budget_bytes"].max()
         for fw in [e for e in FRAMEWORKS if e in set(block["engine"])]:
             said = [crossover(points(cells, fw, b), fw, b, budget).text if b in set(block["engine"])
-                    else "not measured" for b in BASELINES]
+                    else "not measured" for b in bases]
             body.append([stage, query, input_words(fmt), str(workers), name(fw), *said])
-    return frame(["family", "query", "input", "workers", "framework", "against pandas", "against DuckDB"], body)
+    return frame(["family", "query", "input", "workers", "framework", *(f"against {name(b)}" for b in bases)], body)
 
 
 def _ratio(own: pd.Series, base: pd.DataFrame, engine: str) -> str:
@@ -140,19 +150,19 @@ def times_table(advice: Advice) -> pd.DataFrame:
     """Every pooled cell: time, ratio to pandas and to DuckDB, outcome, peak memory, CPU and price."""
     p = advice.pool
     idx = ["stage", "query", "format", "workers", "rows"]
-    bases = {b: p[p["engine"] == b].set_index(idx) for b in BASELINES}
+    bases = {b: p[p["engine"] == b].set_index(idx) for b in baselines_in(p["engine"])}
     body = []
     for _, r in p.sort_values([*idx, "median_s"]).iterrows():
         done = r["outcome"] == COMPLETED
         cpu, usd = r.get("cpu_s"), r.get("cost_usd")
         body.append([r["stage"], r["query"], input_words(r["format"]), str(r["workers"]), rows_text(r["rows"]),
                      name(r["engine"]), seconds(r["median_s"]) if done else "-",
-                     *(_ratio(r, bases[b], b) for b in BASELINES), r["outcome"],
+                     *(_ratio(r, bases[b], b) for b in bases), r["outcome"],
                      format_bytes(r["peak_tree_bytes"]) if pd.notna(r.get("peak_tree_bytes")) else "not measured",
                      f"{cpu:.3g}" if done and pd.notna(cpu) else "not measured" if done else "-",
                      f"${1000 * usd:.3g}" if done and pd.notna(usd) else "not measured" if done else "-"])
-    return frame(["family", "query", "input", "workers", "rows", "engine", "time", "vs pandas", "vs DuckDB", "outcome",
-                  "peak memory", "CPU s", "per 1,000 queries"], body)
+    return frame(["family", "query", "input", "workers", "rows", "engine", "time", *(f"vs {name(b)}" for b in bases),
+                  "outcome", "peak memory", "CPU s", "per 1,000 queries"], body)
 
 
 def scaling_table(advice: Advice) -> pd.DataFrame:

@@ -10,13 +10,22 @@ import pandas as pd
 from scalebench.report.load import COMPLETED
 from scalebench.sizes import format_bytes, format_rows
 
-BASELINES = ("pandas", "duckdb")
+BASELINES = ("pandas", "duckdb", "polars")
+"""The single-machine engines a framework must overtake to pay off."""
+ALWAYS_COMPARED = ("pandas", "duckdb")
+"""Baselines a table keeps a column for even when not measured (it then says so); polars only when measured."""
 FRAMEWORKS = ("dask", "ray", "spark")
 NAMES = {"pandas": "pandas", "duckdb": "DuckDB", "dask": "Dask", "ray": "Ray", "spark": "Spark", "polars": "polars"}
 FAMILIES = {"etl": "ETL (read, clean, write)", "groupby": "Group-by aggregations", "sort": "Sorts and top-k",
             "h2o_groupby": "db-benchmark group-by questions", "h2o_join": "db-benchmark join questions",
-            "join": "Joins", "skew": "Skewed keys (group-by and join)", "partition": "Group-by on partitioned data"}
+            "join": "Joins", "skew": "Skewed keys (group-by and join)", "partition": "Group-by on partitioned data",
+            "tpch": "TPC-H queries"}
 KEYS = ["stage", "query", "format", "workers", "rows", "engine"]
+
+
+def baselines_in(engines) -> list[str]:
+    """The baselines a table compares with: pandas and DuckDB, and polars when it was measured."""
+    return [b for b in BASELINES if b in ALWAYS_COMPARED or b in set(engines)]
 
 
 def name(engine: str) -> str:
