@@ -23,7 +23,7 @@ from scalebench.runner import QueryRun, References, query_data
 from scalebench.stages import QUERIES
 
 ROWS = int(float(os.environ.get("SCALEBENCH_ASV_ROWS", "200000")))
-QUERY_IDS = ["etl-users", "groupby-age", "sort-global", "h2o_groupby-q3", "join-large"]  # one per stage
+QUERY_IDS = ["etl-users", "groupby-age", "sort-global", "h2o_groupby-q3", "join-large", "tpch-q5"]  # one per stage
 FORMAT = "parquet"
 _QUERY = {q.id: q for q in QUERIES}
 

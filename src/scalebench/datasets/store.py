@@ -199,8 +199,15 @@ def ensure(name: str, rows: int, fmt: str, *, data_dir: Path | str | None = None
 
     `rows` is the size of the dataset's family: the table itself for most datasets, the
     table it joins for a join's right tables and dimensions (Schema.table_rows).
-    `progress`, when given, is called with the number of rows just finished.
+    `progress`, when given, is called with the number of rows just finished. A TPC-H table
+    (tpch_<table>) comes from ensure_tpch at the scale factor that goes with `rows`
+    (tables_tpch.sf_for_rows): its own row count follows from the scale factor.
     """
+    from scalebench.datasets.tables_tpch import sf_for_rows, table_of
+
+    table = table_of(name)
+    if table is not None and isinstance(rows, int) and rows >= 1:
+        return tpch_table(ensure_tpch(sf_for_rows(rows), fmt, data_dir=data_dir, workers=workers, force=force), table)
     schema = schema_for(name)
     if schema is None:
         raise DatasetError(f"unknown dataset {name!r}; choose from {', '.join(SCHEMAS)}, "
