@@ -259,7 +259,7 @@ def test_a_failed_write_leaves_no_output_folder(engine, tiny_users, tmp_path, ca
         # polars' CSV reader fills a short row with nulls and has no strict mode (README, Bad input):
         # the query runs, the answer check would fail it, and the scan names the line
         run()
-        assert diagnose(inp) == str(inp.path) + expected
+        assert diagnose(inp).startswith(expected)
         return
     with pytest.raises(BadInput, match="^" + expected.replace("(", r"\(").replace(")", r"\)")):
         run()
@@ -453,7 +453,7 @@ BAD_OPTIONS = [
     ("--sample-interval=-1", "--sample-interval: -1.0 must be seconds >= 0"),
     ("--memory-budget=3XB", "--memory-budget: '3XB' is not a size in bytes such as 2GiB or 512MB"),
     ("--memory-budget=0", "--memory-budget: '0' must be more than zero bytes"),
-    ("--engines=foo", "--engines: unknown engine(s) foo; choose from pandas, duckdb, dask, ray, spark"),
+    ("--engines=foo", "--engines: unknown engine(s) foo; choose from pandas, duckdb, polars, dask, ray, spark"),
     ("--formats=xml", "--formats: 'xml' not one of csv,parquet"),
     ("--stages=nope", "--stages: 'nope' not one of etl,groupby,"),
     ("--scale=0", "--scale: '0' must be a whole number of rows, at least 1"),
