@@ -264,9 +264,11 @@ def test_a_real_saved_run_works_with_both_tools(tmp_path, data_dir):
     for bench in json.loads(saved.read_text())["benchmarks"]:
         info = bench["extra_info"]
         assert len(info["tree_cpu_s_rounds"]) == len(info["round_times_s"]) == 2, bench["name"]
-        assert info["tree_cpu_s"] > 0 and info["gib_s"] > 0 and info["cost_per_query_usd"] > 0, bench["name"]
-        # CPU time comes in 10 ms clock ticks, so on millisecond rounds the share can exceed 1
-        assert info["cpu_utilisation"] > 0 and info["cores"] == 2, bench["name"]
+        # CPU time comes in 10 ms clock ticks: a round of a few milliseconds may read 0 ticks (a
+        # DuckDB query on 20k rows did, on a loaded machine) or more than its wall time
+        assert info["tree_cpu_s"] >= 0 and info["gib_s"] > 0 and info["cost_per_query_usd"] > 0, bench["name"]
+        assert info["cpu_utilisation"] >= 0 and info["cores"] == 2, bench["name"]
+    assert sum(b["extra_info"]["tree_cpu_s"] for b in json.loads(saved.read_text())["benchmarks"]) > 0
     assert "## What each query cost" in md and "of 2 |" in md
 
 
