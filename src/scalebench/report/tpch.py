@@ -4,10 +4,9 @@ not finish or could not run marked, so a total over fewer questions is never rea
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 
+from scalebench.report.advise_words import geomean
 from scalebench.report.load import COMPLETED
 from scalebench.report.section import Section, engine_order, frame, natural, seconds
 from scalebench.tpch import QUESTIONS
@@ -30,7 +29,7 @@ def tpch_cells(everything: pd.DataFrame) -> pd.DataFrame:
 
 
 def _geomean(times: list[float]) -> float:
-    return math.exp(sum(math.log(t) for t in times) / len(times)) if times else float("nan")
+    return geomean(times) if times else float("nan")
 
 
 def sections(everything: pd.DataFrame) -> list[Section]:

@@ -34,7 +34,7 @@ MIN_CHUNK_ROWS = 50_000
 def csv_dtypes(dataset: str) -> tuple[dict[str, str], list[str]]:
     """Column dtypes and date columns from the dataset's schema: no inference pass over the CSV."""
     arrow = schema_for(dataset).arrow
-    dates = [f.name for f in arrow if pa.types.is_timestamp(f.type)]
+    dates = [f.name for f in arrow if pa.types.is_timestamp(f.type) or pa.types.is_date32(f.type)]
     return {f.name: PANDAS_DTYPES[str(f.type)] for f in arrow if f.name not in dates}, dates
 
 

@@ -14,24 +14,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
-import pyarrow as pa
 
 from scalebench import tpch as catalogue
-from scalebench.datasets.schemas import schema_for
 from scalebench.engines.base import StageInput
-from scalebench.engines.pandas.read import PANDAS_DTYPES, PandasReader
+from scalebench.engines.pandas.read import PandasReader, csv_dtypes
 
 D = pd.Timestamp
 
 
 def read_table(inp: StageInput, columns: list[str] | None = None) -> pd.DataFrame:
     """A TPC-H table from storage with only `columns`: CSV with the schema's dtypes and its dates
-    parsed (read.csv_dtypes knows no date32), Parquet with dates as datetime64, not objects."""
+    parsed (read.csv_dtypes), Parquet with dates as datetime64, not objects."""
     if inp.format == "csv":
-        arrow = schema_for(inp.dataset).arrow
-        dates = [f.name for f in arrow if pa.types.is_date(f.type) and (columns is None or f.name in columns)]
-        dtypes = {f.name: PANDAS_DTYPES[str(f.type)] for f in arrow
-                  if not pa.types.is_date(f.type) and (columns is None or f.name in columns)}
+        dtypes, dates = csv_dtypes(inp.dataset)
+        if columns is not None:
+            dtypes = {c: t for c, t in dtypes.items() if c in columns}
+            dates = [c for c in dates if c in columns]
         return pd.read_csv(inp.path, engine="pyarrow", usecols=columns, dtype=dtypes, parse_dates=dates)
     return pd.read_parquet(inp.path, columns=columns, to_pandas_kwargs={"date_as_object": False})
 
