@@ -97,6 +97,7 @@ def test_saved_run_names_the_versions_it_measured_on(whole_run):
         assert record["versions"][name] == metadata.version(name), name
     assert record["python"] == sys.version.split()[0]
     assert record["machine"]["cores"] == os.cpu_count() and record["machine"]["memory_bytes"] > 2**30
+    assert record["machine"]["topology"] == "one host"  # fixtures.multihost sets SCALEBENCH_TOPOLOGY
     assert "java" in record  # None where no Java is installed
 
 
@@ -113,6 +114,15 @@ def test_compare_says_when_framework_versions_differ(whole_run, tmp_path, capsys
     assert f"  pandas: {doc['machine_info']['scalebench']['versions']['pandas']} -> 0.0.1-upgraded" in out[:10]
     assert any(line.startswith("  lock: ") for line in out[:10]), out[:10]
     assert "(versions differ: see above)" in out[-1]
+    # the same run on clusters spread over hosts is named too (older runs recorded no topology)
+    hosts = copy.deepcopy(doc)
+    hosts["machine_info"]["scalebench"]["machine"]["topology"] = "3 hosts (network namespaces), links 1gbit"
+    del doc["machine_info"]["scalebench"]["machine"]["topology"]
+    (tmp_path / "old.json").write_text(json.dumps(doc))
+    (tmp_path / "hosts.json").write_text(json.dumps(hosts))
+    main(["compare", str(tmp_path / "old.json"), str(tmp_path / "hosts.json"), "--threshold", "1000%"])
+    out = capsys.readouterr().out.splitlines()
+    assert "  machine topology: one host -> 3 hosts (network namespaces), links 1gbit" in out[:10], out[:10]
     # the same run twice: no difference to report
     main(["compare", str(whole_run), str(whole_run)])
     assert capsys.readouterr().out.startswith("same versions in base and head")

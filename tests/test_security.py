@@ -21,7 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from fixtures.standalone import ListenerSampler
+from fixtures.listeners import ListenerSampler
 from scalebench.engines import ENGINE_NAMES, ClusterSpec, EngineUnavailable, engine_class
 from scalebench.measure.procs import become_subreaper, descendants, exposed
 from scalebench.stages import queries

@@ -25,7 +25,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from fixtures.standalone import ListenerSampler, Standalone, start
+from fixtures.listeners import ListenerSampler
+from fixtures.standalone import Standalone, start
 from scalebench.datasets.store import DatasetError, local_dir
 from scalebench.measure.procs import descendants, exposed
 from scalebench.stages import queries

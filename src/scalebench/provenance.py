@@ -86,11 +86,18 @@ def java_version() -> str | None:
         return None
 
 
+TOPOLOGY_ENV = "SCALEBENCH_TOPOLOGY"
+"""Set by a launcher that spreads the clusters over hosts (fixtures.multihost), e.g. '3 hosts (network
+namespaces of one machine), links 1gbit'; unset, the run's clusters are on this machine's loopback
+or wherever --dask-scheduler / --ray-address / --spark-master point."""
+
+
 def machine() -> dict:
     import psutil
 
     return {"cores": os.cpu_count(), "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-            else os.cpu_count(), "memory_bytes": psutil.virtual_memory().total, "platform": platform.platform()}
+            else os.cpu_count(), "memory_bytes": psutil.virtual_memory().total, "platform": platform.platform(),
+            "topology": os.environ.get(TOPOLOGY_ENV) or "one host"}
 
 
 def record() -> dict:
@@ -101,7 +108,7 @@ def record() -> dict:
 
 def differences(base: dict | None, head: dict | None) -> list[str]:
     """One line per difference between two records that could move a number: the lock, a
-    package's version, Python, Java, the machine's cores and memory. Empty when all are equal."""
+    package's version, Python, Java, the machine's cores, memory and topology. Empty when all are equal."""
     if not base or not head:
         missing = " and ".join(w for w, r in (("base", base), ("head", head)) if not r)
         return [f"{missing} recorded no versions (saved before scalebench recorded them): cannot tell "
@@ -118,7 +125,8 @@ def differences(base: dict | None, head: dict | None) -> list[str]:
         if base.get(key) != head.get(key):
             lines.append(f"{key}: {base.get(key)} -> {head.get(key)}")
     bm, hm = base.get("machine", {}), head.get("machine", {})
-    for key in ("cores_usable", "memory_bytes"):
+    bm, hm = {"topology": "one host", **bm}, {"topology": "one host", **hm}  # saved before it was recorded
+    for key in ("cores_usable", "memory_bytes", "topology"):
         if bm.get(key) != hm.get(key):
             lines.append(f"machine {key}: {bm.get(key)} -> {hm.get(key)}")
     for which, rec in (("base", base), ("head", head)):

@@ -147,6 +147,24 @@ def exposed(found: list[Listener]) -> list[Listener]:
     return [x for x in found if not is_loopback(x.ip) and not loopback_only_namespace(x.pid)]
 
 
+def machine_identity() -> tuple[str, str]:
+    """(boot id, pid namespace) of the calling process. Two processes whose identities are equal
+    share a kernel and a pid space, so a pid one reports names the same process for the other:
+    how a connected cluster's processes are known to be on this machine (also on test hosts,
+    which are network namespaces of it), whatever address they listen on."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = f.read().strip()
+        return boot, os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return "", ""
+
+
+def pid_and_machine() -> tuple[int, tuple[str, str]]:
+    """Run inside a cluster's process (Dask's client.run): its pid and machine_identity()."""
+    return os.getpid(), machine_identity()
+
+
 def children_naming(text: str) -> list[psutil.Process]:
     """Our live descendants whose command line contains `text` (a framework's daemons that we
     started, found by a marker in their arguments)."""

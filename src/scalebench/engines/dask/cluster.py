@@ -13,7 +13,6 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
-from urllib.parse import urlparse
 
 import dask
 import distributed
@@ -23,7 +22,15 @@ from scalebench import ml as sbml
 from scalebench.engines.base import ClusterSpec, ClusterUnreachable, Engine, EngineUnavailable, StageInput
 from scalebench.engines.dask.patches import stop_resource_tracker
 from scalebench.engines.errors import query_errors
-from scalebench.measure.procs import LOOPBACK_IP, descendants, is_loopback, is_loopback_host, listeners, terminate_all
+from scalebench.measure.procs import (
+    LOOPBACK_IP,
+    descendants,
+    is_loopback,
+    listeners,
+    machine_identity,
+    pid_and_machine,
+    terminate_all,
+)
 
 CSV_BLOCKSIZE_MAX = 64 * 2**20
 """Most bytes of CSV per partition (~1.4M users rows): small next to a worker's memory budget."""
@@ -222,17 +229,21 @@ class DaskCluster(Engine):
             return None
 
     def pids(self) -> list[int]:
-        """Scheduler, nannies and workers of a connected cluster on this machine, for the
-        memory sampler; a local cluster's processes are our children already."""
+        """Scheduler, nannies and workers of a connected cluster that run on this machine (its
+        loopback, or test hosts that are network namespaces of it), for the memory sampler;
+        processes on other machines cannot be sampled from here. A local cluster's processes
+        are our children already."""
         if self._client is None or self._cluster is not None:
             return []
-        host = urlparse(self._client.scheduler.address).hostname
-        if host is None or not is_loopback_host(host):
-            return []
-        pids = {self._client.run_on_scheduler(os.getpid)}
-        pids.update(self._client.run(os.getpid).values())
+        here = machine_identity()
+        found = []
+        with contextlib.suppress(Exception):
+            found.append(self._client.run_on_scheduler(pid_and_machine))
+        with contextlib.suppress(Exception):
+            found += self._client.run(pid_and_machine).values()
         with contextlib.suppress(Exception):  # workers started without a nanny
-            pids.update(self._client.run(os.getpid, nanny=True).values())
+            found += self._client.run(pid_and_machine, nanny=True).values()
+        pids = {pid for pid, machine in found if tuple(machine) == here}
         pids.discard(os.getpid())
         return sorted(pids)
 

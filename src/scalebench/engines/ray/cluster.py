@@ -356,20 +356,22 @@ class RayCluster(Engine):
 
     def pids(self) -> list[int]:
         """For the memory sampler (called every few ms, so cheap): a local cluster's processes
-        are all our descendants, so nothing; a connected cluster on this machine: its GCS,
-        raylet and their children, found by the GCS address on their command lines."""
+        are all our descendants, so nothing; a connected cluster: its GCS, raylets and their
+        children that run on this machine (loopback, or test hosts that are network namespaces
+        of it), found by the GCS address on their command lines."""
         if self._owns_cluster or not self._address or not self._started:
             return []
         now = time.monotonic()
         if now - self._pids_at < 2.0:
             return self._pids_cache
         host, _, port = self._address.rpartition(":")
-        if not is_loopback_host(host.strip("[]")):
-            return []
+        host = host.strip("[]")
+        local = is_loopback_host(host)
         roots: list[psutil.Process] = []
         for p in psutil.process_iter(["cmdline"]):
             cmd = " ".join(p.info["cmdline"] or ())
-            if f"--gcs-address={self._address}" in cmd or f"--gcs_server_port={port}" in cmd:
+            gcs = f"--gcs_server_port={port}" in cmd and (local or f"={host}" in cmd)  # the GCS itself
+            if f"--gcs-address={self._address}" in cmd or gcs:
                 roots.append(p)
         pids = {p.pid for p in roots}
         for p in roots:
