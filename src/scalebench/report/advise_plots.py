@@ -23,7 +23,7 @@ from scalebench.report.advise_words import (
     rows_text,
 )
 from scalebench.report.load import COMPLETED, ReportError
-from scalebench.report.section import Section, frame, natural, seconds
+from scalebench.report.section import Section, colour, engine_order, frame, marker, natural, seconds
 from scalebench.sizes import format_bytes
 
 TITLE = "When does a framework pay off?"
@@ -245,15 +245,14 @@ def _plot(plt, block: pd.DataFrame, value: str, how, title: str, ylabel: str, lo
     the data where it did not finish."""
     fig, ax = plt.subplots(figsize=(6.4, 4))
     colours, fails, top = {}, [], 0.0
-    order = [*BASELINES, *FRAMEWORKS]
-    for e in sorted(set(block["engine"]), key=lambda e: (order.index(e) if e in order else 9, e)):
+    for e in sorted(set(block["engine"]), key=engine_order):
         xs, ys, failed_at = _series(block, e, value, how)
-        (line,) = ax.plot(xs, ys, marker="o", label=name(e))
-        colours[e], top = line.get_color(), max([top, *ys])
+        ax.plot(xs, ys, marker=marker(e), color=colour(e), label=name(e))
+        colours[e], top = colour(e), max([top, *ys])
         fails += [(x, colours[e]) for x in failed_at]
-    for i, (x, colour) in enumerate(fails):  # engines that failed at the same size stack downwards
+    for i, (x, shade) in enumerate(fails):  # engines that failed at the same size stack downwards
         k = sum(1 for y, _ in fails[:i] if y == x)
-        ax.plot([x], [0.95 - 0.06 * k], marker="x", markersize=9, color=colour, transform=ax.get_xaxis_transform())
+        ax.plot([x], [0.95 - 0.06 * k], marker="x", markersize=9, color=shade, transform=ax.get_xaxis_transform())
     if fails:
         ax.plot([], [], "kx", linestyle="none", label="did not finish (x)")
     ax.set_xscale("log")

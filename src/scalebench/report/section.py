@@ -49,9 +49,12 @@ class Section:
         return "\n".join(parts)
 
 
-ENGINES = ("pandas", "duckdb", "dask", "ray", "spark", "polars")
-"""The order engines are drawn in: single-node first, as advise_plots draws them (same colours)."""
-_MARKERS = "osPD^v"
+ENGINES = ("pandas", "duckdb", "polars", "dask", "ray", "spark")
+"""The order engines are listed and drawn in: the single-node engines first, as advise_plots draws them."""
+_STYLE = {"pandas": ("C0", "o"), "duckdb": ("C1", "s"), "dask": ("C2", "P"), "ray": ("C3", "D"),
+          "spark": ("C4", "^"), "polars": ("C5", "v")}
+"""Colour (matplotlib's default cycle) and marker of each engine, fixed per engine so that plots made
+before polars joined keep their colours."""
 
 
 def engine_order(engine: str) -> tuple[int, str]:
@@ -59,13 +62,13 @@ def engine_order(engine: str) -> tuple[int, str]:
 
 
 def colour(engine: str) -> str:
-    """One colour per engine in every plot of the report (matplotlib's default cycle)."""
-    return f"C{ENGINES.index(engine)}" if engine in ENGINES else "C7"
+    """One colour per engine in every plot of the report."""
+    return _STYLE.get(engine, ("C7", "X"))[0]
 
 
 def marker(engine: str) -> str:
     """One marker shape per engine too, so the plots read without colour."""
-    return _MARKERS[ENGINES.index(engine)] if engine in ENGINES else "X"
+    return _STYLE.get(engine, ("C7", "X"))[1]
 
 
 def _inline(text: str) -> str:
