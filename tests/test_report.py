@@ -310,3 +310,24 @@ def test_the_report_tables_tpch_per_engine_with_total_and_geometric_mean(tmp_pat
     assert "| q2 | 2.00 s | 8.00 s |" in md and "| q21 | 500.0 ms | not run |" in md
     assert "| total | 27.50 s (22 q) | 108.00 s (21 q) |" in md  # 11 x 2.0 + 11 x 0.5; spark lacks q21's 2.0
     assert "| geometric mean | 1.00 s | " in md  # (0.5 x 2.0) ** (1/2) per pair
+
+
+def test_the_report_shows_what_the_network_costs(tmp_path):
+    """The same cells on one host, on 3 hosts with unlimited links and at 1 Gbit/s: slowdowns against
+    one host, and the link's share of the time against the unlimited links."""
+    paths = []
+    for topology, factor in ((None, 1.0), ("3 hosts (network namespaces of one machine), links unlimited", 1.25),
+                             ("3 hosts (network namespaces of one machine), links 1gbit", 2.5)):
+        machine = {"scalebench": {"machine": {"cores_usable": 2, **({"topology": topology} if topology else {})}}}
+        doc = {"machine_info": machine, "commit_info": {}, "datetime": "2026-12-05T00:00:00", "version": "5.2.3",
+               "benchmarks": [_bench(e, "sort-global", 2, factor * t) for e, t in (("dask", 2.0), ("spark", 4.0))]}
+        paths.append(tmp_path / f"{'one' if topology is None else topology.split()[-1]}.json")
+        paths[-1].write_text(json.dumps(doc))
+    out = tmp_path / "report"
+    assert main(["report", *map(str, paths), "-o", str(out)]) == 0
+    md = flat((out / "report.md").read_text())
+    assert "Network: one host against hosts" in md
+    assert ("| Dask | sort-global | parquet | 20,000 | 2 | 2.00 s | 2.50 s | 5.00 s | 1.25x | 2.50x | 50% |"
+            in md), md[md.index("Network: one host"):][:1500]
+    assert "| 3 hosts, unlimited | 3 hosts, 1gbit | slowdown 3 hosts, unlimited |" in md
+    assert "3 hosts (network namespaces of one machine), links 1gbit" in md  # the Measured on table

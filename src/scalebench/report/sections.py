@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from scalebench.report import families, tpch
+from scalebench.report import families, network, tpch
 from scalebench.report.advise_plots import input_phrase
 from scalebench.report.advise_words import name
 from scalebench.report.load import COMPLETED
@@ -223,15 +223,16 @@ def provenance(df: pd.DataFrame) -> list[Section]:
     body = []
     for run, p in records.items():
         if not p:
-            body.append([run, "not recorded", "", "", "", "", ""])
+            body.append([run, "not recorded", "", "", "", "", "", ""])
             continue
         m = p.get("machine", {})
         versions = ", ".join(f"{k} {v}" for k, v in p.get("versions", {}).items() if v)
         off = f" (**off the lock**: {', '.join(p['off_lock'])})" if p.get("off_lock") else ""
         lock = (p.get("lock_sha256") or "none")[:12]
         body.append([run, f"{lock}{off}", str(p.get("python")), p.get("java") or "-", str(m.get("cores_usable")),
-                     size(m.get("memory_bytes")), versions])
-    return [Section("Measured on", frame(["run", "lock", "python", "java", "cores", "memory", "versions"], body))]
+                     size(m.get("memory_bytes")), m.get("topology") or "one host", versions])
+    return [Section("Measured on", frame(["run", "lock", "python", "java", "cores", "memory", "clusters on",
+                                          "versions"], body))]
 
 
 def cost(done: pd.DataFrame) -> list[Section]:
@@ -293,4 +294,5 @@ def sections(df: pd.DataFrame) -> list[Section]:
     everything = with_ratios(stage_cells(df))  # a cell that did not finish has no time, so it changes no ratio
     done = completed(everything)
     return [*matrix(everything), *budget(everything), *cost(done), *totals(done), *tpch.sections(everything),
-            *skew(done), *partitioning(done), *worker_scaling(done), *families.sections(df), *provenance(df)]
+            *skew(done), *partitioning(done), *worker_scaling(done),
+            *network.sections(done, df.attrs.get("provenance") or {}), *families.sections(df), *provenance(df)]
