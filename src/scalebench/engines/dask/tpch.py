@@ -60,6 +60,14 @@ def _between(s: dd.Series, lo: date, hi: date) -> dd.Series:
     return (s >= lo) & (s < hi)
 
 
+def _aggregate(frame: dd.DataFrame, by: str | list[str], name: str, column: str, how: str) -> dd.DataFrame:
+    """frame.groupby(by).agg(name=(column, how)).reset_index(), as a dict aggregation renamed after
+    reset_index: Dask 2026.8 cannot plan a merge on a named aggregation's result once the groupby
+    shuffles (many partitions, as at SF10): KeyError "['<key>'] not in index" from
+    RenameFrame.unique_partition_mapping_columns_from_shuffle."""
+    return frame.groupby(by).agg({column: how}).reset_index().rename(columns={column: name})
+
+
 def _revenue(df: dd.DataFrame) -> dd.Series:
     return df["l_extendedprice"] * (1 - df["l_discount"])
 
@@ -90,7 +98,7 @@ def _q2(t: Tables) -> Result:
     ps = t("partsupp", "ps_partkey", "ps_suppkey", "ps_supplycost")
     offers = ps.merge(part, left_on="ps_partkey", right_on="p_partkey", broadcast=True)
     offers = offers.merge(supplier, left_on="ps_suppkey", right_on="s_suppkey", broadcast=True)
-    cheapest = offers.groupby("p_partkey").agg(min_cost=("ps_supplycost", "min")).reset_index()
+    cheapest = _aggregate(offers, "p_partkey", "min_cost", "ps_supplycost", "min")
     best = offers.merge(cheapest, on="p_partkey", broadcast=True)
     return best[best["ps_supplycost"] == best["min_cost"]]
 
@@ -260,8 +268,7 @@ def _q14(t: Tables) -> Result:
 def _q15(t: Tables) -> Result:
     li = t("lineitem", "l_suppkey", "l_extendedprice", "l_discount", "l_shipdate")
     li = li[_between(li["l_shipdate"], date(1996, 1, 1), date(1996, 4, 1))]
-    revenue = li.assign(revenue=_revenue(li)).groupby("l_suppkey").agg(
-        total_revenue=("revenue", "sum")).reset_index()
+    revenue = _aggregate(li.assign(revenue=_revenue(li)), "l_suppkey", "total_revenue", "revenue", "sum")
     top = revenue[revenue["total_revenue"] == revenue["total_revenue"].max()]
     supplier = t("supplier", "s_suppkey", "s_name", "s_address", "s_phone")
     return supplier.merge(top, left_on="s_suppkey", right_on="l_suppkey", broadcast=True)
@@ -331,7 +338,7 @@ def _q20(t: Tables) -> Result:
     li = t("lineitem", "l_partkey", "l_suppkey", "l_quantity", "l_shipdate")
     li = li[_between(li["l_shipdate"], date(1994, 1, 1), date(1995, 1, 1))]
     li = li.merge(forest, left_on="l_partkey", right_on="p_partkey", broadcast=True)
-    shipped = li.groupby(["l_partkey", "l_suppkey"]).agg(shipped=("l_quantity", "sum")).reset_index()
+    shipped = _aggregate(li, ["l_partkey", "l_suppkey"], "shipped", "l_quantity", "sum")
     ps = t("partsupp", "ps_partkey", "ps_suppkey", "ps_availqty")
     ps = ps.merge(forest, left_on="ps_partkey", right_on="p_partkey", broadcast=True)
     ps = ps.merge(shipped, left_on=["ps_partkey", "ps_suppkey"], right_on=["l_partkey", "l_suppkey"], broadcast=True)
