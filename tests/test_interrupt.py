@@ -8,6 +8,7 @@ of its tree must be gone, and no process on the machine may carry the run's mark
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -216,3 +217,35 @@ def test_generator_workers_die_with_a_killed_parent(tmp_path, threaded):
     print(f"\nkilled generator ({'forkserver' if threaded else 'fork'}): {len(seen)} processes "
           f"in its tree, left after 10 s: {len(left)}")
     assert left == [], f"left after the generator was killed: {left}"
+
+
+def test_a_killed_session_leaves_its_results_so_far_and_a_finished_one_no_partial_file(tmp_path):
+    """SIGKILL (what the kernel's out-of-memory killer sends) after some benchmarks: the JSON
+    pytest-benchmark writes at the end never comes, but <json>.partial holds every benchmark timed
+    before, and the report reads it and says it is partial. A session that ends leaves none."""
+    from scalebench.cli import main as scalebench
+
+    bench = tmp_path / "run.json"
+    partial = tmp_path / "run.json.partial"
+    cmd = [sys.executable, "-m", "pytest", "benchmarks/test_stages.py", "--benchmark-only", "--scale=tiny",
+           "--engines=pandas", "--stages=groupby,sort", "--rounds=1", "--no-memray",
+           f"--data-dir={tmp_path / 'data'}", f"--benchmark-json={bench}", "-p", "no:cacheprovider", "-q"]
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None and not partial.exists():
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    assert partial.exists(), "no partial file while the session ran"
+    doc = json.loads(partial.read_text())
+    assert doc["scalebench_partial"]["benchmarks"] == len(doc["benchmarks"]) >= 1, doc["scalebench_partial"]
+    assert doc["machine_info"]["scalebench"]["versions"]["pandas"]  # the same record as a final run
+    assert scalebench(["report", str(partial), "-o", str(tmp_path / "report")]) == 0
+    assert "is partial: its session stopped after" in (tmp_path / "report" / "report.md").read_text()
+
+    finished = subprocess.run([*cmd[:-3], f"--benchmark-json={tmp_path / 'whole.json'}", "-p", "no:cacheprovider",
+                               "-q", "--stages=groupby"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stdout[-2000:]
+    assert json.loads((tmp_path / "whole.json").read_text())["benchmarks"]
+    assert not (tmp_path / "whole.json.partial").exists(), "a finished session left its partial file"

@@ -103,6 +103,7 @@ def load_run(path: Path | str, *, with_rounds: bool = False) -> pd.DataFrame:
     for column in ("rows", "workers"):  # whole numbers, missing where a family has none (tune: no format)
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
     frame.attrs["provenance"] = {path.stem: (doc.get("machine_info") or {}).get("scalebench")}
+    frame.attrs["partial"] = {path.stem: doc["scalebench_partial"]} if doc.get("scalebench_partial") else {}
     return frame
 
 
@@ -117,4 +118,5 @@ def load_runs(paths: list[Path | str]) -> pd.DataFrame:
     frames = [load_run(p) for p in paths]
     out = pd.concat(frames, ignore_index=True)
     out.attrs["provenance"] = {k: v for f in frames for k, v in f.attrs["provenance"].items()}
+    out.attrs["partial"] = {k: v for f in frames for k, v in f.attrs["partial"].items()}
     return out

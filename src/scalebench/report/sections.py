@@ -110,8 +110,11 @@ def summary(df: pd.DataFrame) -> str:
                 else "benchmarks") + (f" from {plural(runs, 'run')}" if runs > 1 else "")
     parts = [p for p in (rows_words(what["rows"]), inputs_words(what["format"]), workers_words(what["workers"]))
              if p and p != "no stated size"]
+    stopped = "".join(f" Run {run} is partial: its session stopped after {p.get('benchmarks')} timed benchmarks "
+                      f"(the last {p.get('after')}), so cells after it are missing."
+                      for run, p in (df.attrs.get("partial") or {}).items())
     return (f"Measured: {engines_words(what['engine'])} on {measured}, at {', '.join(parts)}, "
-            f"on {machine_words(df)}.")
+            f"on {machine_words(df)}.{stopped}")
 
 
 def matrix(everything: pd.DataFrame) -> list[Section]:
