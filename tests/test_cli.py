@@ -28,6 +28,16 @@ def test_generate_prints_a_summary(tmp_path, capsys):
     assert "cached" in capsys.readouterr().out
 
 
+def test_generate_makes_tpch_at_a_scale_factor_and_names_a_bad_one(tmp_path, capsys):
+    assert main(["generate", "tpch", "--sf", "0.01", "--format", "parquet", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "tpch SF0.01 parquet: " in out and " in 8 tables, " in out and "generated in" in out, out
+    assert main(["generate", "tpch", "--sf", "0.01", "--format", "parquet", "--data-dir", str(tmp_path)]) == 0
+    assert "cached" in capsys.readouterr().out
+    proc = _run("generate", "tpch", "--sf", "0.001", "--data-dir", str(tmp_path))
+    assert proc.returncode == 2 and "--sf: '0.001' must be a scale factor of at least 0.01" in proc.stderr
+
+
 @pytest.mark.parametrize("args, message", [
     (["points", "--rows", "0"], "--rows: '0' must be a whole number of rows, at least 1"),
     (["points", "--rows", "-3"], "--rows: '-3' must be a whole number of rows, at least 1"),

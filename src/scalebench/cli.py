@@ -17,6 +17,7 @@ examples:
   scalebench generate points --rows 10M --format csv,parquet
   scalebench generate users --rows paper                 # the paper's 30M-row users table
   scalebench generate points --memory-multiple 1.2 --memory-budget 2GiB   # 20 % larger than the budget
+  scalebench generate tpch --sf 10 --format parquet     # TPC-H's eight tables at SF10 (tpchgen-cli)
 
 Datasets are cached under --data-dir by (dataset, rows, seed, generator version) and
 reused when their manifest and checksums still match; --force regenerates.
@@ -68,7 +69,9 @@ def _build_parser() -> argparse.ArgumentParser:
                        description="Make a synthetic dataset in constant memory, in parallel, with "
                        "identical bytes whatever the number of processes.", epilog=EPILOG_GENERATE,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    g.add_argument("dataset", help=f"one of: {', '.join(SCHEMAS)}")
+    g.add_argument("dataset", help=f"tpch (its eight tables, see --sf) or one of: "
+                   f"{', '.join(n for n in SCHEMAS if not n.startswith('tpch_'))}")
+    g.add_argument("--sf", default="1", help="tpch only: the scale factor, at least 0.01 (default: 1)")
     size = g.add_mutually_exclusive_group()
     size.add_argument("--rows", default="small",
                       help=f"row count (10M, 2.5e7) or tier: {', '.join(f'{k}={v:,}' for k, v in TIERS.items())}"
@@ -116,7 +119,35 @@ def _build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _generate_tpch(ap: argparse.ArgumentParser, args: argparse.Namespace, formats: list[str]) -> int:
+    """The tpch stage's tables at --sf, made as the benchmarks would make them (and reused by them)."""
+    from scalebench.datasets.store import ensure_tpch
+    from scalebench.datasets.tables_tpch import parse_sf
+
+    try:
+        sf = parse_sf(args.sf, "--sf")
+    except (ValueError, DatasetError) as exc:
+        ap.error(str(exc))
+    for fmt in formats:
+        started = time.perf_counter()
+        try:
+            data = ensure_tpch(sf, fmt, data_dir=args.data_dir, workers=args.workers, force=args.force)
+        except DatasetError as exc:
+            ap.error(str(exc))
+        elapsed = time.perf_counter() - started
+        how = (f"generated in {elapsed:.1f} s with {data.manifest['workers']} process(es)"
+               if args.force or elapsed > data.manifest["elapsed_s"] * 0.5 else "cached (valid manifests, checksums)")
+        print(f"tpch SF{sf:g} {fmt}: {data.manifest['rows']:,} rows in {len(data.manifest.get('tables', {}))} tables, "
+              f"{format_bytes(data.bytes)}, {how}\n  -> {data.folder}")
+    return 0
+
+
 def _generate(ap: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.dataset == "tpch":
+        formats = [f.strip() for f in args.format.split(",") if f.strip()]
+        if not formats or any(f not in FORMATS for f in formats):
+            ap.error(f"--format: {args.format!r}; choose from {', '.join(FORMATS)}")
+        return _generate_tpch(ap, args, formats)
     if args.dataset not in SCHEMAS:
         ap.error(f"unknown dataset {args.dataset!r}; choose from {', '.join(SCHEMAS)}")
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
