@@ -28,7 +28,7 @@ import psutil
 import pytest
 
 from fixtures.hosts import leftovers, namespaces, unavailable
-from fixtures.listeners import ListenerSampler
+from fixtures.listeners import run_sampled
 from fixtures.multihost import multihost
 from fixtures.standalone import MARKER_ENV
 from scalebench.stages import queries
@@ -64,24 +64,17 @@ def test_tiny_matrix_runs_on_clusters_across_three_hosts(tmp_path):
                             "--rounds=1", "--no-memray", f"--data-dir={tmp_path / 'data'}",
                             f"--benchmark-json={bench_json}", *made.pytest_args, "-p", "no:cacheprovider",
                             "-q", "-rfEs", "-W", "ignore::DeprecationWarning"])
-        proc = subprocess.Popen(cmd, cwd=REPO, env=made.env(env), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
         markers: dict[int, str] = {}  # pid -> the cluster marker it inherited (its framework first)
-        with ListenerSampler(made.processes, interval=0.5,
-                             on_new=lambda p: markers.update({p.pid: p.environ().get(MARKER_ENV, "")})) as sampler:
-            try:
-                output, _ = proc.communicate(timeout=SESSION_TIMEOUT_S)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
+        returncode, output, sampler = run_sampled(
+            cmd, lambda proc: made.processes(), cwd=REPO, env=made.env(env), timeout=SESSION_TIMEOUT_S,
+            on_new=lambda p: markers.update({p.pid: p.environ().get(MARKER_ENV, "")}))
         tail = output[-4000:]
         bad, wildcard = made.hosts.misplaced(sampler.listeners, sampler.namespaces)
         on = {x.pid: made.hosts.host_of(sampler.namespaces.get(x.pid)) for x in sampler.listeners}
         used = {(markers.get(pid, "").split("-")[0], host.name) for pid, host in on.items() if host is not None}
         pids = [p.pid for p in made.processes()]
 
-    assert proc.returncode == 0, f"exit code {proc.returncode}:\n{tail}"
+    assert returncode == 0, f"exit code {returncode}:\n{tail}"
     expected = len(queries(list(STAGES))) * len(frameworks)
     assert f"{expected} passed" in output, f"expected {expected} passed:\n{tail}"
     # the workers ran on hosts 1 and 2, not beside the driver

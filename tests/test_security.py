@@ -21,7 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from fixtures.listeners import ListenerSampler
+from fixtures.listeners import run_sampled
 from scalebench.engines import ENGINE_NAMES, ClusterSpec, EngineUnavailable, engine_class
 from scalebench.measure.procs import become_subreaper, descendants, exposed
 from scalebench.stages import queries
@@ -85,16 +85,10 @@ def test_a_session_of_every_engine_stays_on_loopback_and_writes_no_secret(tmp_pa
            "--no-memray", f"--data-dir={tmp_path / 'data'}",
            f"--benchmark-json={bench_json}", "-p", "no:cacheprovider", "-q", "-rfEs",
            "-W", "ignore::DeprecationWarning"]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    with ListenerSampler(lambda: [psutil.Process(proc.pid), *descendants(proc.pid)], on_new=on_new) as sampler:
-        try:
-            output, _ = proc.communicate(timeout=900)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    returncode, output, sampler = run_sampled(cmd, lambda proc: [psutil.Process(proc.pid), *descendants(proc.pid)],
+                                              cwd=REPO, env=env, timeout=900, interval=0.2, on_new=on_new)
     tail = output[-4000:]
-    assert proc.returncode == 0, f"exit code {proc.returncode}:\n{tail}"
+    assert returncode == 0, f"exit code {returncode}:\n{tail}"
     expected = len(queries([STAGE])) * len(engines)
     assert f"{expected} passed" in output, f"expected {expected} passed:\n{tail}"
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from fixtures.listeners import ListenerSampler
+from fixtures.listeners import run_sampled
 from fixtures.standalone import Standalone, start
 from scalebench.datasets.store import DatasetError, local_dir
 from scalebench.measure.procs import descendants, exposed
@@ -92,21 +92,15 @@ def test_tiny_matrix_runs_against_a_standalone_cluster(framework, data_url):
                f"--stages={','.join(STAGES)}", f"--formats={','.join(FORMATS)}", "--workers=2",
                "--memory-budget=2GiB", "--no-memray", "-p", "no:cacheprovider", "-rfEs",
                "-W", "ignore::DeprecationWarning"]
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         # every socket of the session and of the cluster (engine.pids() territory), sampled throughout
-        with ListenerSampler(lambda: descendants(proc.pid) + [psutil.Process(proc.pid)] + cluster.processes(),
-                             interval=0.5) as sampler:
-            try:
-                output, _ = proc.communicate(timeout=SESSION_TIMEOUT_S)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
+        returncode, output, sampler = run_sampled(
+            cmd, lambda proc: descendants(proc.pid) + [psutil.Process(proc.pid)] + cluster.processes(),
+            cwd=REPO, env=env, timeout=SESSION_TIMEOUT_S)
         t2 = time.monotonic()
         tail = output[-4000:]
         expected = len(queries(list(STAGES))) * len(FORMATS)
         counts = _counts(output)
-        assert proc.returncode == 0, f"exit code {proc.returncode}, expected 0:\n{tail}"
+        assert returncode == 0, f"exit code {returncode}, expected 0:\n{tail}"
         assert counts.get("passed") == expected and set(counts) == {"passed"}, \
             f"expected {expected} passed and nothing else, got {counts}:\n{tail}"
         line = f"scalebench: {framework} at {cluster.address} (connected, not started)"

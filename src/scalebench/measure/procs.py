@@ -87,7 +87,8 @@ class Listener:
     command: str
 
 
-def _net_namespace(pid: int) -> str | None:
+def net_namespace(pid: int) -> str | None:
+    """'net:[inode]': the network namespace `pid` lives in (None: gone or not readable)."""
     try:
         return os.readlink(f"/proc/{pid}/ns/net")
     except OSError:
@@ -96,7 +97,7 @@ def _net_namespace(pid: int) -> str | None:
 
 def loopback_only_namespace(pid: int) -> bool:
     """True when `pid` lives in a network namespace other than ours whose only interface is lo."""
-    if _net_namespace(pid) in (None, _net_namespace(os.getpid())):
+    if net_namespace(pid) in (None, net_namespace(os.getpid())):
         return False
     try:
         with open(f"/proc/{pid}/net/dev") as f:
