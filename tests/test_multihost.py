@@ -129,3 +129,24 @@ def test_a_bad_link_is_named():
     proc = subprocess.run([sys.executable, "-m", "fixtures.multihost", "--link", "fast"], cwd=REPO,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "--link: 'fast' is not a rate" in proc.stderr, proc.stderr
+
+
+def test_a_budget_is_shared_out_as_the_suite_shares_it(monkeypatch):
+    """--memory-budget of the launcher: each Dask worker and each Spark worker its share, Ray's object
+    stores together the engine's fraction, split over the nodes that hold one (the head and one per
+    worker host), so a cluster on hosts is sized like the suite's own local cluster."""
+    from fixtures import standalone
+    from fixtures.hosts import Host, Hosts
+    from scalebench.engines.ray.cluster import OBJECT_STORE_FRACTION
+
+    seen = {}
+    monkeypatch.setattr(standalone, "STARTERS", {f: (lambda f: lambda **kw: seen.setdefault(f, kw))(f)
+                                                 for f in standalone.FRAMEWORKS})
+    three = Hosts(3, hosts=[Host(f"sbXh{i}", f"10.213.9.{i + 2}", i) for i in range(3)])
+    for framework in standalone.FRAMEWORKS:
+        standalone.start(framework, 2, three, budget=4 * 2**30)
+    assert seen["dask"]["memory"] == str(2 * 2**30) and seen["spark"]["memory"] == "2048m"
+    assert seen["ray"]["object_store_bytes"] == int(4 * 2**30 * OBJECT_STORE_FRACTION) // 3
+    seen.clear()
+    standalone.start("ray", 2, None, budget=4 * 2**30)  # one node on loopback holds the whole share
+    assert seen["ray"]["object_store_bytes"] == int(4 * 2**30 * OBJECT_STORE_FRACTION)
