@@ -25,6 +25,7 @@ from scalebench.report.advise_words import (
     rows_text,
 )
 from scalebench.report.load import COMPLETED, ReportError
+from scalebench.report.network import ONE_HOST, short, topology_of
 from scalebench.report.section import natural, seconds
 from scalebench.sizes import format_bytes
 
@@ -335,10 +336,25 @@ def verdict(p: pd.DataFrame, stage: str, fmt: str) -> Verdict:
 class Advice:
     pool: pd.DataFrame
     verdicts: list[Verdict]
+    left_out: list[str] = field(default_factory=list)
+    """Runs left out because their clusters ran on another setup ('run (3 hosts, 1gbit)')."""
+
+
+def one_setup(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The runs of one topology (one host when there are any, else the first run's), and the others
+    named: advise compares sizes on one setup, and a cell measured on one host and across hosts is
+    two measurements of different things (the report's network section compares those)."""
+    topology = topology_of(df, df.attrs.get("provenance") or {})
+    if topology.nunique() <= 1:
+        return df, []
+    keep = ONE_HOST if (topology == ONE_HOST).any() else topology.iloc[0]
+    left = dict(zip(df.loc[topology != keep, "run"], topology[topology != keep], strict=True))
+    return df[topology == keep], [f"{run} ({short(t)})" for run, t in sorted(left.items())]
 
 
 def advise(df: pd.DataFrame, source: str | None = None) -> Advice:
     """Every family's verdict; a ReportError naming `source` (else the runs) when there is no stage cell."""
+    df, left_out = one_setup(df)
     p = pool(df)
     if p.empty:
         runs = source or ", ".join(sorted(set(df["run"]))) or "the run"
@@ -348,4 +364,4 @@ def advise(df: pd.DataFrame, source: str | None = None) -> Advice:
     order = list(FAMILIES)
     keys = sorted({(s, f) for s, f in zip(p["stage"], p["format"], strict=True)},
                   key=lambda k: (order.index(k[0]) if k[0] in order else len(order), k))
-    return Advice(p, [verdict(p, s, f) for s, f in keys])
+    return Advice(p, [verdict(p, s, f) for s, f in keys], left_out)

@@ -183,9 +183,17 @@ def scaling_table(advice: Advice) -> pd.DataFrame:
                   "best single-threaded", "COST"], body)
 
 
+def setup_note(advice: Advice) -> str:
+    """Which runs the advice left out, as their clusters ran on another setup ('' when none)."""
+    if not advice.left_out:
+        return ""
+    return (f"Left out, as their clusters ran on another setup (the report's network section compares setups): "
+            f"{', '.join(advice.left_out)}.")
+
+
 def markdown(advice: Advice, images: bool = False, machine: str = "") -> str:
     """The verdicts first, then the tables; `images` links each family's two SVGs (written beside it)."""
-    lines = [f"# {TITLE}", "", METHOD, ""]
+    lines = [f"# {TITLE}", "", METHOD, "", *([setup_note(advice), ""] if advice.left_out else [])]
     caps = captions(advice, machine)
     for v, s in zip(advice.verdicts, sections(advice), strict=True):
         lines += s.markdown()

@@ -228,7 +228,7 @@ def markdown(df: pd.DataFrame, figs: tuple[dict[str, Figure], dict[str, Figure]]
         parts += [f"## {advise_plots.TITLE}", ""]
         for s in advise_plots.sections(advice, 3):
             parts += s.markdown()
-        parts += [advise_plots.METHOD, ""]
+        parts += [advise_plots.METHOD, "", *([advise_plots.setup_note(advice), ""] if advice.left_out else [])]
     parts += ["## Plots", ""]
     for heading, group in (("Against size, per stage family", lead), ("Per query and per benchmark", rest)):
         if group:
@@ -291,7 +291,8 @@ def html_page(df: pd.DataFrame, figs: tuple[dict[str, Figure], dict[str, Figure]
             links = ", ".join(f"<a href='#fig-{f}'>{html.escape(lead[f].title.split(': ')[-1])}</a>"
                               for f in advise_plots.drawn(advice, v) if f in lead)
             parts.append(s.html() + (f"<p class='see'>Plotted below: {links}.</p>" if links else ""))
-        parts.append(f"<p class='see'>{html.escape(advise_plots.METHOD)}</p>")
+        note = f"{advise_plots.METHOD} {advise_plots.setup_note(advice)}".strip()
+        parts.append(f"<p class='see'>{html.escape(note)}</p>")
     parts.append("<h2 id='plots'>Plots</h2>")
     for heading, group in (("Against size, per stage family", lead), ("Per query and per benchmark", rest)):
         if group:
