@@ -7,7 +7,8 @@ host 0 through --dask-scheduler, --ray-address and --spark-master, as a user wou
 real cluster. Checked: every answer (the benchmarks check them), that the work ran on the
 other hosts, that the run records its topology and samples the memory of the cluster's
 processes on every host, that no process listens anywhere but its host's cluster address or
-loopback, and that nothing is left afterwards: processes, veths, bridge, namespaces.
+loopback, that Ray still refuses a client without its token, and that nothing is left afterwards:
+processes, veths, bridge, namespaces.
 
 Namespaces need root and iproute2; where they cannot be made, each test skips and says why.
 """
@@ -27,6 +28,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from conftest import ray_probe
 from fixtures.hosts import leftovers, namespaces, unavailable
 from fixtures.listeners import run_sampled
 from fixtures.multihost import multihost
@@ -73,6 +75,9 @@ def test_tiny_matrix_runs_on_clusters_across_three_hosts(tmp_path):
         on = {x.pid: made.hosts.host_of(sampler.namespaces.get(x.pid)) for x in sampler.listeners}
         used = {(markers.get(pid, "").split("-")[0], host.name) for pid, host in on.items() if host is not None}
         pids = [p.pid for p in made.processes()]
+        ray = next((c for c in made.clusters if c.framework == "ray"), None)
+        tokens = {} if ray is None else {label: ray_probe(ray.address, extra, tmp_path, made.hosts[0].exec_prefix)
+                                         for label, extra in (("token", ray.client_env), ("none", {}))}
 
     assert returncode == 0, f"exit code {returncode}:\n{tail}"
     expected = len(queries(list(STAGES))) * len(frameworks)
@@ -91,6 +96,9 @@ def test_tiny_matrix_runs_on_clusters_across_three_hosts(tmp_path):
         assert hosts[0].ip in str(info["address"]), (bench["name"], info["address"])
         # driver + scheduler/head/master + a worker on each other host
         assert info["tree_processes_max"] >= 4, (bench["name"], info["tree_processes_max"])
+    # Ray keeps token authentication across hosts: from the edge host, its token gets in, none does not
+    if tokens:
+        assert tokens["token"].startswith("ACCEPTED") and tokens["none"].startswith("REFUSED"), tokens
     # nothing is left: processes, links, namespaces
     assert [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE] == []
     assert leftovers(prefix) == [], leftovers(prefix)
@@ -140,8 +148,11 @@ def test_a_budget_is_shared_out_as_the_suite_shares_it(monkeypatch):
     from scalebench.engines.ray.cluster import OBJECT_STORE_FRACTION
 
     seen = {}
-    monkeypatch.setattr(standalone, "STARTERS", {f: (lambda f: lambda **kw: seen.setdefault(f, kw))(f)
-                                                 for f in standalone.FRAMEWORKS})
+
+    def recorder(framework: str):
+        return lambda **kw: seen.setdefault(framework, kw)
+
+    monkeypatch.setattr(standalone, "STARTERS", {f: recorder(f) for f in standalone.FRAMEWORKS})
     three = Hosts(3, hosts=[Host(f"sbXh{i}", f"10.213.9.{i + 2}", i) for i in range(3)])
     for framework in standalone.FRAMEWORKS:
         standalone.start(framework, 2, three, budget=4 * 2**30)

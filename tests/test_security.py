@@ -14,13 +14,13 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import psutil
 import pytest
 
+from conftest import ray_probe
 from fixtures.listeners import run_sampled
 from scalebench.engines import ENGINE_NAMES, ClusterSpec, EngineUnavailable, engine_class
 from scalebench.measure.procs import become_subreaper, descendants, exposed
@@ -123,26 +123,6 @@ def test_a_session_of_every_engine_stays_on_loopback_and_writes_no_secret(tmp_pa
           f"0 off loopback; Ray auth {auth_modes}; {len(tokens)} token(s) not in the JSON")
 
 
-RAY_PROBE = """
-import sys
-from ray._raylet import GcsClient
-try:
-    GcsClient(address=sys.argv[1]).internal_kv_get(b"scalebench-probe", None, timeout=10)
-    print("ACCEPTED")
-except Exception as exc:
-    print("REFUSED", type(exc).__name__, str(exc).splitlines()[0][:200])
-"""
-
-
-def _probe(address: str, extra_env: dict[str, str], home: Path) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    env.update(extra_env)
-    env["HOME"] = str(home)  # no ~/.ray/auth_token to fall back on
-    r = subprocess.run([sys.executable, "-c", RAY_PROBE, address], env=env, capture_output=True, text=True,
-                       timeout=120)
-    return (r.stdout.strip().splitlines() or [f"NO OUTPUT: {r.stderr[-500:]}"])[-1]
-
-
 @pytest.mark.ray
 def test_ray_local_cluster_refuses_a_client_without_its_token(tmp_path):
     try:
@@ -156,9 +136,9 @@ def test_ray_local_cluster_refuses_a_client_without_its_token(tmp_path):
         assert token_file.stat().st_mode & 0o777 == 0o600
         assert Path.home() not in token_file.parents, f"token written under the home directory: {token_file}"
         address = engine.describe()["address"]
-        with_token = _probe(address, {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_file)}, tmp_path)
-        without = _probe(address, {}, tmp_path)
-        wrong = _probe(address, {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "f" * 64}, tmp_path)
+        with_token = ray_probe(address, {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_file)}, tmp_path)
+        without = ray_probe(address, {}, tmp_path)
+        wrong = ray_probe(address, {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "f" * 64}, tmp_path)
     finally:
         engine.stop()
     assert "RAY_AUTH_TOKEN_PATH" not in os.environ or os.environ["RAY_AUTH_TOKEN_PATH"] != str(token_file)

@@ -25,6 +25,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from conftest import ray_probe
 from fixtures.listeners import run_sampled
 from fixtures.standalone import Standalone, start
 from scalebench.datasets.store import DatasetError, local_dir
@@ -133,7 +134,7 @@ def test_standalone_ray_refuses_a_client_without_its_token(tmp_path):
         token_file = Path(cluster.client_env["RAY_AUTH_TOKEN_PATH"])
         assert token_file.stat().st_mode & 0o777 == 0o600
         assert token_file.parent == cluster.root
-        results = {label: _ray_probe(cluster.address, extra, tmp_path) for label, extra in {
+        results = {label: ray_probe(cluster.address, extra, tmp_path) for label, extra in {
             "token": cluster.client_env,
             "none": {},
             "wrong": {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "0" * 64},
@@ -143,28 +144,6 @@ def test_standalone_ray_refuses_a_client_without_its_token(tmp_path):
     assert results["token"].startswith("ACCEPTED"), results
     assert results["none"].startswith("REFUSED") and "InvalidAuthToken" in results["none"], results
     assert results["wrong"].startswith("REFUSED") and "InvalidAuthToken" in results["wrong"], results
-
-
-RAY_PROBE = """
-import sys
-from ray._raylet import GcsClient
-try:
-    client = GcsClient(address=sys.argv[1])
-    client.internal_kv_get(b"scalebench-probe", None, timeout=10)
-    print("ACCEPTED")
-except Exception as exc:
-    print("REFUSED", type(exc).__name__, str(exc).splitlines()[0][:200])
-"""
-
-
-def _ray_probe(address: str, extra_env: dict[str, str], home: Path) -> str:
-    """Talk to a Ray GCS from a fresh process with only `extra_env` for credentials."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    env.update(extra_env)
-    env["HOME"] = str(home)  # no ~/.ray/auth_token of the user's to fall back on
-    r = subprocess.run([sys.executable, "-c", RAY_PROBE, address], env=env, capture_output=True, text=True,
-                       timeout=120)
-    return (r.stdout.strip().splitlines() or [f"NO OUTPUT: {r.stderr[-500:]}"])[-1]
 
 
 def test_data_dir_accepts_paths_and_file_urls_and_names_other_schemes(tmp_path):
