@@ -55,8 +55,8 @@ def test_a_shuffled_aggregation_can_be_merged_on_its_key():
 
 def test_a_semi_join_keeps_each_left_row_once():
     """Dask 2026.8's leftsemi merge repeats a left row once per right partition holding its key when it
-    broadcasts the right side (TPC-H q20 at SF10: 2,354 rows for 1,804); _semi keeps each once. If the
-    plain broadcast form starts giving 50, Dask has fixed it."""
+    broadcasts the right side; _semi (TPC-H q4 and q20) keeps each once. If the plain broadcast form
+    starts giving 50, Dask has fixed it."""
     import dask.dataframe as dd
     import numpy as np
     import pandas as pd
