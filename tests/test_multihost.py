@@ -153,7 +153,7 @@ def test_a_budget_is_shared_out_as_the_suite_shares_it(monkeypatch):
         return lambda **kw: seen.setdefault(framework, kw)
 
     monkeypatch.setattr(standalone, "STARTERS", {f: recorder(f) for f in standalone.FRAMEWORKS})
-    three = Hosts(3, hosts=[Host(f"sbXh{i}", f"10.213.9.{i + 2}", i) for i in range(3)])
+    three = Hosts(3, hosts=[Host(f"sbXh{i}", f"10.213.9.{i + 2}") for i in range(3)])
     for framework in standalone.FRAMEWORKS:
         standalone.start(framework, 2, three, budget=4 * 2**30)
     assert seen["dask"]["memory"] == str(2 * 2**30) and seen["spark"]["memory"] == "2048m"

@@ -143,17 +143,14 @@ def _generate_tpch(ap: argparse.ArgumentParser, args: argparse.Namespace, format
 
 
 def _generate(ap: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    if args.dataset == "tpch":
-        formats = [f.strip() for f in args.format.split(",") if f.strip()]
-        if not formats or any(f not in FORMATS for f in formats):
-            ap.error(f"--format: {args.format!r}; choose from {', '.join(FORMATS)}")
-        return _generate_tpch(ap, args, formats)
-    if args.dataset not in SCHEMAS:
+    if args.dataset != "tpch" and args.dataset not in SCHEMAS:
         ap.error(f"unknown dataset {args.dataset!r}; choose from {', '.join(SCHEMAS)}")
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
         ap.error(f"--format: unknown format {','.join(bad) or repr(args.format)}; choose from {', '.join(FORMATS)}")
+    if args.dataset == "tpch":
+        return _generate_tpch(ap, args, formats)
     if args.workers is not None and args.workers < 1:
         ap.error(f"--workers: {args.workers} must be at least 1")
     try:

@@ -27,15 +27,21 @@ def topology_of(df: pd.DataFrame, records: dict) -> pd.Series:
     return df["run"].map(lambda run: ((records.get(run) or {}).get("machine") or {}).get("topology") or ONE_HOST)
 
 
+def _parts(topology: str) -> tuple[str, str] | None:
+    """(hosts, link) of a multihost topology ('3 hosts (...), links 1gbit'), else None."""
+    m = re.match(r"(\d+) hosts.*links (\S+)", topology)
+    return (m.group(1), m.group(2)) if m else None
+
+
 def short(topology: str) -> str:
     """'3 hosts, 1gbit' for a multihost topology; anything else as recorded."""
-    m = re.match(r"(\d+) hosts.*links (\S+)", topology)
-    return f"{m.group(1)} hosts, {m.group(2)}" if m else topology
+    parts = _parts(topology)
+    return f"{parts[0]} hosts, {parts[1]}" if parts else topology
 
 
 def _link(topology: str) -> str | None:
-    m = re.match(r"(\d+) hosts.*links (\S+)", topology)
-    return m.group(2) if m else None
+    parts = _parts(topology)
+    return parts[1] if parts else None
 
 
 def network_table(done: pd.DataFrame, records: dict) -> pd.DataFrame:
@@ -57,8 +63,7 @@ def network_table(done: pd.DataFrame, records: dict) -> pd.DataFrame:
             out[f"slowdown {short(t)}"] = out[t] / out[ONE_HOST]
         link = _link(t)
         if link not in (None, "unlimited"):
-            unlimited = next((u for u in topologies if _link(u) == "unlimited"
-                              and u.split(" ")[0] == t.split(" ")[0]), None)
+            unlimited = next((u for u in topologies if _parts(u) == (_parts(t)[0], "unlimited")), None)
             if unlimited is not None:
                 out[f"network share at {link}"] = (out[t] - out[unlimited]) / out[t]
     out = out.reset_index()
