@@ -69,3 +69,29 @@ def test_a_semi_join_keeps_each_left_row_once():
     assert sorted(got["k"]) == list(range(50))
     plain = left.merge(right, left_on="k", right_on="rk", how="leftsemi", broadcast=True).compute(scheduler="sync")
     assert len(plain) == 100  # each of the 50 keys twice: the upstream bug _semi works around
+
+
+def test_a_groupby_after_a_broadcast_merge_combines_every_group():
+    """Dask 2026.8 takes a broadcast merge's result for hash-partitioned on its key, so a groupby on
+    that key skips its shuffle and returns each group once per partition (TPC-H q20 at SF10: 94,700
+    groups for 58,782). _broadcast hides the claim. If the plain form starts giving 750 groups, Dask
+    has fixed it and _broadcast can be a plain merge(broadcast=True)."""
+    import dask.dataframe as dd
+    import numpy as np
+    import pandas as pd
+
+    from scalebench.engines.dask.tpch import _broadcast
+
+    rng = np.random.default_rng(0)
+    rows = pd.DataFrame({"k": rng.integers(0, 300, 20_000), "j": rng.integers(0, 5, 20_000), "v": np.ones(20_000)})
+    left = dd.from_pandas(rows, npartitions=40, sort=False)
+    right = dd.from_pandas(pd.DataFrame({"dk": np.arange(0, 300, 2)}), npartitions=4, sort=False)  # several parts
+    expected = rows[rows["k"] % 2 == 0].groupby(["k", "j"])["v"].sum()
+
+    def grouped(joined: dd.DataFrame) -> pd.Series:
+        return joined.groupby(["k", "j"]).agg({"v": "sum"}, split_out=True).compute(scheduler="sync")["v"]
+
+    got = grouped(_broadcast(left, right, left_on="k", right_on="dk"))
+    pd.testing.assert_series_equal(got.sort_index(), expected.sort_index())
+    plain = grouped(left.merge(right, left_on="k", right_on="dk", broadcast=True))
+    assert plain.index.duplicated().any()  # the upstream bug _broadcast works around
