@@ -86,8 +86,9 @@ LADDERS: dict[str, tuple[str, ...]] = {
 }
 """Named size ladders for --scale: where each framework pays off is found between two rungs. `ladder`
 is sized for about an hour of etl, groupby and sort on every engine on a 2-core machine with the
-default 5 rounds (estimated from the 1M-8M ladder's measured times, results/ladder-2026-12-04.json;
-measured end to end while sharing the CPU: 1:34, the stage cells' timed work 52 minutes; README)."""
+default 5 rounds (sized from the 1M-8M ladder's times, results/ladder-2026-12-04.json; measured
+alone end to end with six engines: 1:15, the stage cells' timed work 41 minutes;
+results/ladder-named-2026-12-05.json, README)."""
 
 
 @dataclass(frozen=True)
