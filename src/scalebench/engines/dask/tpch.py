@@ -74,7 +74,7 @@ def _unclaimed(frame: dd.DataFrame) -> dd.DataFrame:
     from_shuffle), which a broadcast of a side of several partitions is not; a groupby on those keys
     then skips its shuffle and returns partial groups (q20 at SF10, the part table in 8 partitions:
     94,700 groups for 58,782). Used only before such a groupby: applied after every broadcast merge,
-    it also changed how later hash joins were planned, and q5 at SF10 ran out of memory."""
+    it made q5 at SF10 run out of memory in its later hash join."""
     return frame.map_partitions(_same, meta=frame._meta)
 
 
