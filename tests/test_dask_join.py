@@ -74,13 +74,13 @@ def test_a_semi_join_keeps_each_left_row_once():
 def test_a_groupby_after_a_broadcast_merge_combines_every_group():
     """Dask 2026.8 takes a broadcast merge's result for hash-partitioned on its key, so a groupby on
     that key skips its shuffle and returns each group once per partition (TPC-H q20 at SF10: 94,700
-    groups for 58,782). _unclaimed hides the claim. If the plain form starts giving 750 groups, Dask
-    has fixed it and _unclaimed can go."""
+    groups for 58,782). planner_barrier hides the claim. If the plain form starts giving 750 groups,
+    Dask has fixed it and q20 needs no barrier."""
     import dask.dataframe as dd
     import numpy as np
     import pandas as pd
 
-    from scalebench.engines.dask.tpch import _unclaimed
+    from scalebench.engines.dask.read import planner_barrier
 
     rng = np.random.default_rng(0)
     rows = pd.DataFrame({"k": rng.integers(0, 300, 20_000), "j": rng.integers(0, 5, 20_000), "v": np.ones(20_000)})
@@ -91,7 +91,7 @@ def test_a_groupby_after_a_broadcast_merge_combines_every_group():
     def grouped(joined: dd.DataFrame) -> pd.Series:
         return joined.groupby(["k", "j"]).agg({"v": "sum"}, split_out=True).compute(scheduler="sync")["v"]
 
-    got = grouped(_unclaimed(left.merge(right, left_on="k", right_on="dk", broadcast=True)))
+    got = grouped(planner_barrier(left.merge(right, left_on="k", right_on="dk", broadcast=True)))
     pd.testing.assert_series_equal(got.sort_index(), expected.sort_index())
     plain = grouped(left.merge(right, left_on="k", right_on="dk", broadcast=True))
-    assert plain.index.duplicated().any()  # the upstream bug _unclaimed works around
+    assert plain.index.duplicated().any()  # the upstream bug planner_barrier works around

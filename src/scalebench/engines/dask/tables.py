@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from scalebench.engines.base import StageInput
 from scalebench.engines.dask.cluster import on_cluster
-from scalebench.engines.dask.read import POINTS_COLUMNS, USERS_COLUMNS, DaskReader, string_schema
+from scalebench.engines.dask.read import POINTS_COLUMNS, USERS_COLUMNS, DaskReader, planner_barrier, string_schema
 from scalebench.stages import EXTREMES, ID_BUCKET_WIDTH, TOP_EARNERS
 
 
@@ -109,6 +109,6 @@ class DaskTables(DaskReader):
         df = self._users(inp)[list(USERS_COLUMNS)]
         self._note(df, "sort_values: range shuffle on salary quantiles")
         df = df.dropna(subset=["salary"])
-        df = df.map_partitions(lambda part: part, meta=df._meta)
+        df = planner_barrier(df)
         df = df.sort_values(["salary", "id"], ignore_index=True)
         df.to_parquet(str(out), write_index=False, schema=string_schema(df))

@@ -24,7 +24,7 @@ import pandas as pd
 
 from scalebench import tpch as catalogue
 from scalebench.engines.base import StageInput, later
-from scalebench.engines.dask.read import DaskReader, one_row, plan
+from scalebench.engines.dask.read import DaskReader, one_row, plan, planner_barrier
 
 
 @dataclass(frozen=True)
@@ -66,20 +66,6 @@ def _aggregate(frame: dd.DataFrame, by: str | list[str], name: str, column: str,
     shuffles (many partitions, as at SF10): KeyError "['<key>'] not in index" from
     RenameFrame.unique_partition_mapping_columns_from_shuffle."""
     return frame.groupby(by).agg({column: how}).reset_index().rename(columns={column: name})
-
-
-def _unclaimed(frame: dd.DataFrame) -> dd.DataFrame:
-    """frame through an identity map_partitions, which claims no partitioning. Dask 2026.8's planner
-    takes a merge's result for hash-partitioned on its keys (Merge.unique_partition_mapping_columns_
-    from_shuffle), which a broadcast of a side of several partitions is not; a groupby on those keys
-    then skips its shuffle and returns partial groups (q20 at SF10, the part table in 8 partitions:
-    94,700 groups for 58,782). Used only before such a groupby: applied after every broadcast merge,
-    it made q5 at SF10 run out of memory in its later hash join."""
-    return frame.map_partitions(_same, meta=frame._meta)
-
-
-def _same(df: pd.DataFrame) -> pd.DataFrame:
-    return df
 
 
 def _semi(left: dd.DataFrame, right: dd.DataFrame, left_on: str, right_on: str) -> dd.DataFrame:
@@ -356,13 +342,18 @@ def _q19(t: Tables) -> Result:
 def _q20(t: Tables) -> Result:
     """Shipped quantity per (part, supplier) of the forest parts; IN as an inner merge with the
     distinct supplier keys, gathered into one partition (drop_duplicates, split_out=1). Not _semi:
-    at SF10 Dask 2026.8's leftsemi here returned 2,352 rows for the reference's 1,804."""
+    at SF10 Dask 2026.8's leftsemi here returned 2,352 rows for the reference's 1,804.
+    planner_barrier before the groupby: Dask 2026.8's planner takes a merge's result for
+    hash-partitioned on its keys (Merge.unique_partition_mapping_columns_from_shuffle), which a
+    broadcast of a side of several partitions is not, so the groupby skipped its shuffle and
+    returned partial groups (the part table in 8 partitions at SF10: 94,700 groups for 58,782).
+    Only here: after every broadcast merge it made q5 at SF10 run out of memory in its hash join."""
     part = t("part", "p_partkey", "p_name")
     forest = part[part["p_name"].str.startswith("forest")][["p_partkey"]]
     li = t("lineitem", "l_partkey", "l_suppkey", "l_quantity", "l_shipdate")
     li = li[_between(li["l_shipdate"], date(1994, 1, 1), date(1995, 1, 1))]
     li = li.merge(forest, left_on="l_partkey", right_on="p_partkey", broadcast=True)
-    shipped = _aggregate(_unclaimed(li), ["l_partkey", "l_suppkey"], "shipped", "l_quantity", "sum")
+    shipped = _aggregate(planner_barrier(li), ["l_partkey", "l_suppkey"], "shipped", "l_quantity", "sum")
     ps = t("partsupp", "ps_partkey", "ps_suppkey", "ps_availqty")
     ps = ps.merge(forest, left_on="ps_partkey", right_on="p_partkey", broadcast=True)
     ps = ps.merge(shipped, left_on=["ps_partkey", "ps_suppkey"], right_on=["l_partkey", "l_suppkey"], broadcast=True)
